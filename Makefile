@@ -1,0 +1,48 @@
+# Two commands do all the set-up:  `make run` (the main job)  and  `make test`.
+# Each creates the virtual environment when it is missing.
+
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+# torch is installed first and by exact version so that no newer build is pulled in;
+# override on machines that need another build, e.g. make TORCH="torch torchvision".
+TORCH  ?= torch==2.14.1 torchvision==0.29.1
+STAMP  := $(VENV)/.installed
+
+OUT    ?= out
+VIDEO  ?= $(OUT)/sample.mp4
+DETS   ?= $(OUT)/sample-det.txt
+RUN_ARGS ?= --detector mot --detections $(DETS)
+
+.PHONY: venv run test bench clean
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q $(TORCH)
+	$(PY) -m pip install -q -e '.[test]'
+	# ultralytics depends on opencv-python, whose cv2 clashes with the headless build we
+	# depend on: keep only the headless one.
+	$(PY) -m pip uninstall -q -y opencv-python
+	$(PY) -m pip install -q --force-reinstall --no-deps opencv-python-headless
+	touch $(STAMP)
+
+# The main job on a sample that works offline: a synthetic clip with its detections.
+# Your own footage and weights:  make run VIDEO=footage.mp4 RUN_ARGS="--weights yolo11n.pt"
+run: $(STAMP)
+	@if [ "$(VIDEO)" = "$(OUT)/sample.mp4" ]; then $(VENV)/bin/streamer sample --out $(OUT); fi
+	$(VENV)/bin/streamer run $(VIDEO) $(RUN_ARGS) \
+		--out-video $(OUT)/annotated.mp4 --events $(OUT)/events.jsonl --mot $(OUT)/tracks.txt
+
+# pytest exits 5 when it collected no test: that fails here too.
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+bench: $(STAMP)
+	$(PY) benchmarks/sort_speed.py
+	$(PY) benchmarks/pipeline_vs_ultralytics.py
+
+clean:
+	rm -rf $(OUT) .pytest_cache

@@ -1,0 +1,135 @@
+"""Annotated video: H.264 in MP4 (or any container PyAV writes), encoded on its own thread."""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from fractions import Fraction
+from pathlib import Path
+from typing import Sequence
+
+import av
+import numpy as np
+
+from sinks.annotate import annotate
+from streamer.errors import SinkError
+from streamer.types import Detections, Event, Frame
+
+log = logging.getLogger(__name__)
+
+__all__ = ["VideoSink"]
+
+_END = object()
+
+
+class VideoSink:
+    """Writes every processed frame with its tracks drawn.
+
+    One output frame per processed frame, at ``fps``, pts ``0, 1, 2, ...`` in a
+    ``1 / fps`` time base. Drawing and encoding run on a worker thread behind a bounded
+    queue; ``close()`` flushes the encoder and finishes the container, so the file plays
+    also after an error upstream.
+
+    Args:
+        path: Output file; the container follows its suffix (``.mp4``, ``.mkv``).
+        fps: Frame rate of the processed frames (exact).
+        names: Class names for labels.
+        codec: Encoder name.
+        crf: Quality for x264 (lower is better).
+        queue_size: Frames waiting for the encoder before ``write`` blocks.
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        fps: Fraction,
+        names: dict[int, str] | None = None,
+        codec: str = "libx264",
+        crf: int = 23,
+        queue_size: int = 16,
+    ) -> None:
+        self.path = Path(path)
+        self.fps = Fraction(fps).limit_denominator(1001000)
+        self.names = names or {}
+        self.codec = codec
+        self.crf = crf
+        self.frames = 0
+        self._queue: queue.Queue = queue.Queue(maxsize=queue_size)
+        self._thread: threading.Thread | None = None
+        self._error: BaseException | None = None
+        self._container = None
+        self._stream = None
+
+    def __enter__(self) -> "VideoSink":
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._container = av.open(str(self.path), mode="w")
+        except (av.error.FFmpegError, ValueError) as exc:
+            raise SinkError(f"{self.path}: cannot write a video here ({exc})") from None
+        self._thread = threading.Thread(target=self._run, name="video-sink", daemon=True)
+        self._thread.start()
+        return self
+
+    def write(self, frame: Frame, tracks: Detections, events: Sequence[Event] = ()) -> None:
+        if self._error is not None:
+            raise SinkError(f"{self.path}: encoding failed ({self._error})") from self._error
+        self._queue.put((frame.image, tracks))
+
+    def _open_stream(self, height: int, width: int) -> None:
+        options = {"crf": str(self.crf), "preset": "veryfast"} if self.codec == "libx264" else {}
+        # Frame pts count frames in the encoder's 1/rate time base.
+        stream = self._container.add_stream(self.codec, rate=self.fps, options=options)
+        # yuv420p needs even sizes: odd sizes get one padded row/column.
+        stream.width, stream.height = width + width % 2, height + height % 2
+        stream.pix_fmt = "yuv420p"
+        self._stream = stream
+
+    def _run(self) -> None:
+        try:
+            while True:
+                item = self._queue.get()
+                if item is _END:
+                    return
+                image, tracks = item
+                if self._stream is None:
+                    self._open_stream(*image.shape[:2])
+                drawn = annotate(image, tracks, self.names)
+                if drawn.shape[0] != self._stream.height or drawn.shape[1] != self._stream.width:
+                    drawn = np.pad(
+                        drawn,
+                        ((0, self._stream.height - drawn.shape[0]), (0, self._stream.width - drawn.shape[1]), (0, 0)),
+                        mode="edge",
+                    )
+                vf = av.VideoFrame.from_ndarray(drawn, format="rgb24")
+                vf.pts = self.frames
+                for packet in self._stream.encode(vf):
+                    self._container.mux(packet)
+                self.frames += 1
+        except BaseException as exc:  # reported to the pipeline on the next write/close
+            self._error = exc
+            # Keep draining so a producer blocked on put() is released.
+            while self._queue.get() is not _END:
+                pass
+
+    def close(self) -> None:
+        if self._container is None:
+            return
+        if self._thread is not None:
+            self._queue.put(_END)
+            self._thread.join()
+        try:
+            if self._stream is not None:
+                for packet in self._stream.encode(None):
+                    self._container.mux(packet)
+        finally:
+            self._container.close()
+            self._container = None
+            if self._stream is None:
+                # No frame came: an MP4 without a stream is not a valid file.
+                self.path.unlink(missing_ok=True)
+        if self._error is not None:
+            raise SinkError(f"{self.path}: encoding failed ({self._error})") from self._error
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

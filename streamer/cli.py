@@ -1,0 +1,167 @@
+"""Command line: ``streamer run | track | eval | sample``."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+from typing import Any, Sequence
+
+from streamer.errors import ConfigError, StreamerError
+
+log = logging.getLogger("streamer")
+
+
+def _run_parser(sub: Any) -> None:
+    p = sub.add_parser("run", help="process a video or image folder into tracks, events and an annotated video")
+    p.add_argument("source", nargs="?", help="video file, image folder or glob (or source.uri in --config)")
+    p.add_argument("--config", help="YAML config file (flags override it)")
+    p.add_argument("--out-video", help="annotated video to write (.mp4)")
+    p.add_argument("--events", help="JSONL event file to write")
+    p.add_argument("--mot", help="MOT-format track file to write")
+    p.add_argument("--detector", choices=["yolo", "mot"], help="yolo (weights) or mot (replay det.txt)")
+    p.add_argument("--weights", help="YOLO weights path or name (default yolo11n.pt)")
+    p.add_argument("--detections", help="MOT det.txt for --detector mot")
+    p.add_argument("--tracker", choices=["sort", "bytetrack", "ocsort"], help="tracker (default ocsort)")
+    p.add_argument("--imgsz", type=int, help="network input size")
+    p.add_argument("--conf", type=float, help="detection confidence threshold")
+    p.add_argument("--classes", type=int, nargs="+", help="class ids to keep")
+    p.add_argument("--device", help="auto, cpu, cuda or cuda:N")
+    p.add_argument("--batch", type=int, help="frames per forward pass")
+    p.add_argument("--every", type=int, help="keep every n-th frame")
+    p.add_argument("--target-fps", type=float, help="keep frames to at most this rate")
+    p.add_argument("--detect-every", type=int, help="detect on every k-th kept frame; track in between")
+    p.add_argument("--source-id", help="source name in events (default: file stem)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def _overrides(args: argparse.Namespace) -> dict[str, Any]:
+    table = {
+        "source": ("source", "uri"), "source_id": ("source", "id"),
+        "out_video": ("output", "video"), "events": ("output", "events"), "mot": ("output", "mot"),
+        "detector": ("detector", "name"), "weights": ("detector", "weights"),
+        "detections": ("detector", "detections"), "imgsz": ("detector", "imgsz"),
+        "conf": ("detector", "conf"), "classes": ("detector", "classes"),
+        "device": ("detector", "device"), "batch": ("detector", "batch"),
+        "tracker": ("tracker", "name"), "every": ("sampler", "every"),
+        "target_fps": ("sampler", "target_fps"), "detect_every": ("sampler", "detect_every"),
+    }
+    out: dict[str, Any] = {}
+    for arg, (section, key) in table.items():
+        value = getattr(args, arg)
+        if value is not None:
+            out.setdefault(section, {})[key] = value
+    if args.no_progress:
+        out["progress"] = False
+    return out
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from streamer.config import load_config
+    from streamer.pipeline import Pipeline
+
+    config = load_config(args.config, _overrides(args))
+    if not config.source.uri:
+        raise ConfigError("no source: pass a video file, image folder or glob, or set source.uri in --config")
+    if not (config.output.video or config.output.events or config.output.mot):
+        log.warning("no output chosen (--out-video, --events, --mot): only the summary is printed")
+    bar = None
+    progress = None
+    if config.progress:
+        from tqdm import tqdm
+
+        def progress(done: int, total: int | None) -> None:
+            nonlocal bar
+            if bar is None:
+                bar = tqdm(total=total, unit="frame", dynamic_ncols=True, file=sys.stderr, leave=True)
+            bar.update(1)
+
+    pipeline = Pipeline(config, progress=progress)
+    try:
+        summary = pipeline.run()
+    finally:
+        if bar is not None:
+            bar.close()
+        if getattr(pipeline, "summary", None) is not None:
+            _print_summary(pipeline.summary)
+    return 0
+
+
+def _print_summary(s: Any) -> None:
+    stages = ", ".join(f"{k} {v:.1f}" for k, v in s.stage_ms.items())
+    print(f"source:  {s.source}")
+    print(f"frames:  {s.frames} processed ({s.detected} detected) in {s.seconds:.1f}s, {s.fps:.1f} frames/s")
+    print(f"tracks:  {s.tracks}   events: {s.events}   dropped: {s.dropped}")
+    print(f"stages:  ms/frame {stages}")
+    for name, path in s.outputs.items():
+        print(f"{name + ':':8} {path}")
+
+
+def cmd_track(args: argparse.Namespace) -> int:
+    from streamer.evaluation import track_folder
+
+    run = track_folder(args.det_root, args.out, args.tracker)
+    print(f"{args.tracker}: {len(run.sequences)} sequences, {run.frames} frames, {run.fps:.0f} frames/s (tracking only)")
+    print(f"results: {args.out}")
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from streamer.evaluation import evaluate
+
+    table = evaluate(args.gt_root, args.results, args.benchmark)
+    print(f"{'sequence':<24}{'HOTA':>7}{'MOTA':>7}{'IDF1':>7}{'IDSW':>6}")
+    for seq, m in table.items():
+        name = "COMBINED" if seq == "COMBINED_SEQ" else seq
+        print(f"{name:<24}{m['HOTA']:>7.1f}{m['MOTA']:>7.1f}{m['IDF1']:>7.1f}{m['IDSW']:>6d}")
+    return 0
+
+
+def cmd_sample(args: argparse.Namespace) -> int:
+    from streamer.synthetic import demo_objects, write_mot, write_video
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    truth = write_video(out / "sample.mp4", demo_objects(), args.frames, (360, 640), 25)
+    write_mot(out / "sample-det.txt", truth)
+    print(f"wrote {out / 'sample.mp4'} ({args.frames} frames) and {out / 'sample-det.txt'}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="streamer", description="Streaming video analytics.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True)
+    _run_parser(sub)
+    p = sub.add_parser("track", help="track every DET_ROOT/<seq>/det/det.txt into OUT/<seq>.txt")
+    p.add_argument("det_root")
+    p.add_argument("--out", required=True)
+    p.add_argument("--tracker", default="ocsort", choices=["sort", "bytetrack", "ocsort"])
+    p = sub.add_parser("eval", help="HOTA/MOTA/IDF1/IDSW of MOT results with TrackEval")
+    p.add_argument("gt_root", help="folder of <seq>/gt/gt.txt and <seq>/seqinfo.ini")
+    p.add_argument("results", help="folder of <seq>.txt result files")
+    p.add_argument("--benchmark", default="MOT15", choices=["MOT15", "MOT16", "MOT17", "MOT20"])
+    p = sub.add_parser("sample", help="write a synthetic demo video and its detections")
+    p.add_argument("--out", default="out")
+    p.add_argument("--frames", type=int, default=200)
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO, format="streamer: %(levelname)s: %(message)s"
+    )
+    commands = {"run": cmd_run, "track": cmd_track, "eval": cmd_eval, "sample": cmd_sample}
+    try:
+        return commands[args.command](args)
+    except ConfigError as exc:
+        print(f"streamer: config error: {exc}", file=sys.stderr)
+        return 2
+    except StreamerError as exc:
+        print(f"streamer: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("streamer: interrupted; outputs written so far were closed and are valid", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,156 @@
+"""Typed, validated configuration: one section per stage, loaded from YAML.
+
+Unknown keys and bad values are refused before any work starts, with the field's path
+(``detector.conf: Input should be less than or equal to 1``). Command-line flags
+override the file.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from streamer.errors import ConfigError
+
+__all__ = ["Config", "load_config"]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class SourceConfig(_Section):
+    """Where frames come from: a video file or an image folder/glob."""
+
+    uri: str | None = None
+    id: str | None = Field(None, description="name in events and outputs; default: file stem")
+    fps: float | None = Field(None, gt=0, description="frame rate of image folders (default 30 or seqinfo.ini)")
+
+
+class SamplerConfig(_Section):
+    """Which decoded frames are processed, and which of those the detector sees."""
+
+    every: int = Field(1, ge=1, description="keep every n-th decoded frame")
+    target_fps: float | None = Field(None, gt=0, description="keep frames to at most this rate")
+    detect_every: int = Field(1, ge=1, description="run the detector on every k-th kept frame")
+
+    @model_validator(mode="after")
+    def _one_rule(self) -> "SamplerConfig":
+        if self.every != 1 and self.target_fps is not None:
+            raise ValueError("set either every or target_fps, not both")
+        return self
+
+
+class BufferConfig(_Section):
+    """The bounded queue between decoding and inference."""
+
+    size: int = Field(16, ge=1)
+    policy: Literal["block", "drop_oldest"] = "block"
+
+
+class DetectorConfig(_Section):
+    """The detector: ``yolo`` (ultralytics weights) or ``mot`` (replay of a det.txt)."""
+
+    name: Literal["yolo", "mot"] = "yolo"
+    weights: str = "yolo11n.pt"
+    detections: str | None = Field(None, description="det.txt path for the mot detector")
+    imgsz: int = Field(640, ge=32)
+    conf: float = Field(0.25, ge=0, le=1)
+    iou: float = Field(0.7, ge=0, le=1)
+    classes: list[int] | None = None
+    max_det: int = Field(300, ge=1)
+    device: str = "auto"
+    half: bool | None = None
+    rect: bool = True
+    batch: int = Field(8, ge=1, description="frames per forward pass")
+    max_wait_ms: float = Field(5.0, ge=0, description="longest wait to fill a batch")
+
+    @model_validator(mode="after")
+    def _detections_for_mot(self) -> "DetectorConfig":
+        if self.name == "mot" and not self.detections:
+            raise ValueError("the mot detector needs detections: path to a MOT det.txt")
+        return self
+
+
+class TrackerConfig(_Section):
+    """The tracker by name, with keyword arguments for its constructor."""
+
+    name: Literal["sort", "bytetrack", "ocsort"] = "ocsort"
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+class OutputConfig(_Section):
+    """What is written. Paths left empty are not written."""
+
+    video: str | None = None
+    events: str | None = None
+    mot: str | None = None
+    crf: int = Field(23, ge=0, le=51, description="H.264 quality of the annotated video")
+    track_end_frames: int | None = Field(
+        None, ge=1, description="frames without a track before track_ended (default: the tracker's)"
+    )
+
+
+class Config(_Section):
+    """The whole job."""
+
+    source: SourceConfig = SourceConfig()
+    sampler: SamplerConfig = SamplerConfig()
+    buffer: BufferConfig = BufferConfig()
+    detector: DetectorConfig = DetectorConfig()
+    tracker: TrackerConfig = TrackerConfig()
+    output: OutputConfig = OutputConfig()
+    progress: bool = True
+
+
+def _format(exc: ValidationError, origin: str) -> str:
+    lines = []
+    for err in exc.errors():
+        path = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        msg = err["msg"]
+        if err["type"] == "extra_forbidden":
+            msg = "unknown key (check its spelling and section)"
+        got = err.get("input")
+        tail = f" (got {got!r})" if got is not None and err["type"] != "extra_forbidden" and not isinstance(got, dict) else ""
+        lines.append(f"{origin}: {path}: {msg}{tail}")
+    return "; ".join(lines)
+
+
+def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> Config:
+    """The configuration from a YAML file (optional) with ``overrides`` applied on top.
+
+    Raises:
+        ConfigError: the file is missing or not YAML, or a key or value is wrong.
+    """
+    data: dict[str, Any] = {}
+    origin = "config"
+    if path is not None:
+        path = Path(path)
+        origin = str(path)
+        if not path.is_file():
+            raise ConfigError(f"{path}: no such config file")
+        try:
+            data = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{path}: not valid YAML ({exc})") from None
+        if not isinstance(data, dict):
+            raise ConfigError(f"{path}: expected a mapping of sections at the top level")
+    if overrides:
+        data = _merge(data, overrides)
+    try:
+        return Config.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_format(exc, origin)) from None

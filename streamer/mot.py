@@ -1,0 +1,59 @@
+"""The MOTChallenge text formats: detection files and ``seqinfo.ini``.
+
+Detection lines are ``frame, id, x, y, w, h, score, ...`` with 1-based frames and
+top-left/width/height boxes.
+"""
+
+from __future__ import annotations
+
+import configparser
+from pathlib import Path
+
+import numpy as np
+
+from streamer.errors import SourceError
+from streamer.types import Detections
+
+__all__ = ["read_detections", "read_seqinfo"]
+
+
+def read_detections(path: str | Path) -> dict[int, Detections]:
+    """Boxes of a MOT ``det.txt`` (or result file) by 1-based frame number.
+
+    Raises:
+        SourceError: the file is missing or is not in MOT format.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise SourceError(f"{path}: no such detections file; pass a MOT det.txt path")
+    try:
+        rows = np.loadtxt(path, delimiter=",", ndmin=2)
+    except ValueError as exc:
+        raise SourceError(f"{path}: not a MOT detections file ({exc})") from None
+    if rows.size and rows.shape[1] < 7:
+        raise SourceError(
+            f"{path}: MOT lines need at least 7 columns (frame,id,x,y,w,h,score), "
+            f"got {rows.shape[1]}"
+        )
+    out: dict[int, Detections] = {}
+    if not rows.size:
+        return out
+    rows = rows[np.argsort(rows[:, 0], kind="stable")]
+    frames = rows[:, 0].astype(np.int64)
+    xyxy = rows[:, 2:6].copy()
+    xyxy[:, 2:4] += xyxy[:, 0:2]
+    starts = np.flatnonzero(np.r_[True, frames[1:] != frames[:-1]])
+    ends = np.r_[starts[1:], len(rows)]
+    for s, e in zip(starts, ends):
+        out[int(frames[s])] = Detections(xyxy[s:e], rows[s:e, 6])
+    return out
+
+
+def read_seqinfo(path: str | Path) -> dict[str, str]:
+    """The ``[Sequence]`` section of a ``seqinfo.ini`` as strings; empty if absent."""
+    path = Path(path)
+    if not path.is_file():
+        return {}
+    parser = configparser.ConfigParser()
+    parser.read(path)
+    return dict(parser["Sequence"]) if parser.has_section("Sequence") else {}

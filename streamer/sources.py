@@ -1,0 +1,177 @@
+"""Frame sources: video files (anything FFmpeg reads, through PyAV) and image sequences.
+
+A source yields :class:`~streamer.types.Frame` objects in decode order; the sampler
+decides on each frame before its pixels are converted, so skipped frames cost no
+conversion. Problems found while decoding (corrupt packets, a file that ends early)
+are raised as :class:`SourceError` only after every readable frame has been yielded,
+so nothing readable is lost.
+"""
+
+from __future__ import annotations
+
+import glob
+import logging
+import threading
+import time
+from fractions import Fraction
+from pathlib import Path
+from typing import Iterator
+
+import av
+import cv2
+import numpy as np
+
+from streamer.errors import SourceError
+from streamer.mot import read_seqinfo
+from streamer.sampling import Sampler
+from streamer.types import Frame
+
+log = logging.getLogger(__name__)
+
+__all__ = ["VideoSource", "ImageSequenceSource", "open_source"]
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
+_URL_SCHEMES = ("rtsp://", "rtmp://", "http://", "https://", "udp://", "tcp://")
+
+
+class VideoSource:
+    """A video file or stream URL decoded with PyAV in FFmpeg's own threads.
+
+    Attributes:
+        id: Source id used in frames and events.
+        fps: Average frame rate as an exact Fraction.
+        total_frames: Frames the container declares (None when unknown).
+        size: ``(height, width)``.
+    """
+
+    def __init__(self, uri: str, source_id: str | None = None) -> None:
+        self.uri = uri
+        is_url = uri.startswith(_URL_SCHEMES)
+        if not is_url and not Path(uri).is_file():
+            raise SourceError(f"{uri}: no such file; check the path")
+        self.id = source_id or (uri if is_url else Path(uri).stem)
+        self.label = uri
+        try:
+            self._container = av.open(uri, timeout=10.0 if is_url else None)
+        except av.error.FFmpegError as exc:
+            raise SourceError(f"{uri}: cannot be opened as a video ({_reason(exc)})") from None
+        if not self._container.streams.video:
+            self._container.close()
+            raise SourceError(f"{uri}: has no video stream")
+        stream = self._container.streams.video[0]
+        stream.thread_type = "AUTO"
+        self._stream = stream
+        rate = stream.average_rate or stream.guessed_rate or Fraction(30)
+        self.fps = Fraction(rate)
+        self.total_frames = stream.frames or None
+        self.size = (stream.codec_context.height, stream.codec_context.width)
+
+    def frames(self, sampler: Sampler, stop: threading.Event | None = None) -> Iterator[Frame]:
+        """Decoded frames the sampler keeps, as RGB; raises SourceError at the end if
+        packets were corrupt or the file ended before its declared length."""
+        stream = self._stream
+        time_base = stream.time_base
+        index = 0
+        errors = 0
+        first_error = ""
+        try:
+            for packet in self._container.demux(stream):
+                if stop is not None and stop.is_set():
+                    return
+                try:
+                    decoded = packet.decode()
+                except av.error.FFmpegError as exc:
+                    errors += 1
+                    first_error = first_error or _reason(exc)
+                    continue
+                for frame in decoded:
+                    if frame.pts is not None and time_base is not None:
+                        pts = Fraction(frame.pts) * time_base
+                    else:
+                        pts = Fraction(index) / self.fps
+                    if sampler.keep(index, pts):
+                        image = frame.to_ndarray(format="rgb24")
+                        yield Frame(self.id, index, pts, image, time.time(), sampler.detect())
+                    index += 1
+        except av.error.FFmpegError as exc:
+            errors += 1
+            first_error = first_error or _reason(exc)
+        finally:
+            self._container.close()
+        if errors:
+            raise SourceError(
+                f"{self.label}: {errors} packet(s) could not be decoded ({first_error}); "
+                f"the file is corrupt, {index} frames were read"
+            )
+        if self.total_frames and index < self.total_frames:
+            raise SourceError(
+                f"{self.label}: ended after {index} of {self.total_frames} frames; "
+                f"the file is truncated"
+            )
+
+
+class ImageSequenceSource:
+    """Images from a folder (sorted by name), a MOT sequence folder (``img1/``), or a glob.
+
+    The frame rate is ``fps`` if given, else ``frameRate`` from a ``seqinfo.ini`` beside
+    the images, else 30. ``pts`` is ``index / fps``.
+    """
+
+    def __init__(self, uri: str, source_id: str | None = None, fps: float | None = None) -> None:
+        path = Path(uri)
+        info_dir = None
+        if path.is_dir():
+            if (path / "img1").is_dir():
+                info_dir, path = path, path / "img1"
+            else:
+                info_dir = path.parent if (path.parent / "seqinfo.ini").is_file() else path
+            files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+            stem = (info_dir if info_dir and info_dir != path else path).name
+        else:
+            files = sorted(Path(p) for p in glob.glob(uri) if Path(p).suffix.lower() in IMAGE_SUFFIXES)
+            stem = Path(uri).parent.name
+        if not files:
+            raise SourceError(f"{uri}: no images ({', '.join(sorted(IMAGE_SUFFIXES))}) found")
+        self.files = files
+        self.id = source_id or stem
+        self.label = uri
+        info = read_seqinfo(info_dir / "seqinfo.ini") if info_dir else {}
+        rate = fps or float(info.get("framerate", 0)) or 30.0
+        self.fps = Fraction(rate).limit_denominator(1001000)
+        self.total_frames = len(files)
+        first = self._read(files[0])
+        self.size = first.shape[:2]
+
+    @staticmethod
+    def _read(path: Path) -> np.ndarray:
+        image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        if image is None:
+            raise SourceError(f"{path}: not an image OpenCV can read")
+        return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+    def frames(self, sampler: Sampler, stop: threading.Event | None = None) -> Iterator[Frame]:
+        """Images the sampler keeps, as RGB."""
+        for index, path in enumerate(self.files):
+            if stop is not None and stop.is_set():
+                return
+            pts = Fraction(index) / self.fps
+            if sampler.keep(index, pts):
+                yield Frame(self.id, index, pts, self._read(path), time.time(), sampler.detect())
+
+
+def _reason(exc: Exception) -> str:
+    return getattr(exc, "strerror", None) or str(exc)
+
+
+def open_source(uri: str, source_id: str | None = None, fps: float | None = None):
+    """The source for ``uri``: an image folder or glob, else a video file or URL."""
+    if not uri:
+        raise SourceError("no source given; pass a video file, an image folder or a glob")
+    if uri.startswith(_URL_SCHEMES):
+        return VideoSource(uri, source_id)
+    path = Path(uri)
+    if path.is_dir() or any(ch in uri for ch in "*?["):
+        return ImageSequenceSource(uri, source_id, fps)
+    if path.suffix.lower() in IMAGE_SUFFIXES:
+        return ImageSequenceSource(uri, source_id, fps)
+    return VideoSource(uri, source_id)

@@ -1,0 +1,69 @@
+"""Pure association functions: cost matrices and optimal assignment.
+
+``assign(cost, threshold)`` returns ``matches (K, 2)`` as ``(row, col)`` pairs plus the
+unmatched rows and columns; pairs whose cost exceeds the threshold are never matched.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.optimize import linear_sum_assignment
+
+__all__ = ["iou_matrix", "assign", "forbid_cross_class", "EMPTY_MATCHES"]
+
+EMPTY_MATCHES = np.empty((0, 2), dtype=np.intp)
+_BIG = 1e6
+
+
+def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """IoU of every box in ``a`` ``(N, 4)`` with every box in ``b`` ``(M, 4)``, xyxy.
+
+    Returns ``(N, M)`` float64. Written exactly as SORT's ``iou_batch`` (union without
+    clamping degenerate areas) so that its results can be reproduced bit for bit.
+    """
+    a = a[:, None, :]
+    b = b[None, :, :]
+    w = np.minimum(a[..., 2], b[..., 2]) - np.maximum(a[..., 0], b[..., 0])
+    h = np.minimum(a[..., 3], b[..., 3]) - np.maximum(a[..., 1], b[..., 1])
+    inter = np.maximum(0.0, w) * np.maximum(0.0, h)
+    area_a = (a[..., 2] - a[..., 0]) * (a[..., 3] - a[..., 1])
+    area_b = (b[..., 2] - b[..., 0]) * (b[..., 3] - b[..., 1])
+    return inter / (area_a + area_b - inter)
+
+
+def forbid_cross_class(cost: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """``cost`` with an infinite cost wherever the row's class differs from the column's."""
+    if cost.size and (rows[:, None] != cols[None, :]).any():
+        cost = np.where(rows[:, None] == cols[None, :], cost, np.inf)
+    return cost
+
+
+def assign(cost: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Minimum-cost one-to-one matching among pairs with ``cost <= threshold``.
+
+    Fast path: when every row and column has at most one admissible pair, those pairs are
+    the optimal matching and the Hungarian solver is skipped.
+
+    Args:
+        cost: ``(N, M)``; ``inf`` forbids a pair.
+        threshold: Largest admissible cost.
+
+    Returns:
+        ``matches (K, 2)`` of ``(row, col)`` sorted by row, ``unmatched_rows``,
+        ``unmatched_cols`` (sorted).
+    """
+    n, m = cost.shape
+    if n == 0 or m == 0:
+        return EMPTY_MATCHES, np.arange(n), np.arange(m)
+    ok = cost <= threshold
+    if ok.sum(1).max() <= 1 and ok.sum(0).max() <= 1:
+        matches = np.argwhere(ok)
+    else:
+        rows, cols = linear_sum_assignment(np.where(ok, cost, _BIG))
+        keep = ok[rows, cols]
+        matches = np.stack([rows[keep], cols[keep]], axis=1)
+    row_free = np.ones(n, bool)
+    row_free[matches[:, 0]] = False
+    col_free = np.ones(m, bool)
+    col_free[matches[:, 1]] = False
+    return matches, np.flatnonzero(row_free), np.flatnonzero(col_free)

@@ -1,0 +1,299 @@
+"""OC-SORT (Cao et al., 2023): observation-centric SORT.
+
+On top of SORT's model it adds, as the official implementation does:
+
+- OCM, observation-centric momentum: the association cost adds the agreement between a
+  track's direction of motion (from its observations ``delta_t`` frames apart) and the
+  direction from its older observation to each detection, weighted by ``inertia`` and
+  the detection score;
+- OCR, observation-centric recovery: detections and tracks left over are matched a
+  second time by IoU against the tracks' last observations;
+- ORU, observation-centric re-update: a track found again after a gap has its filter
+  rewound to its last observation and re-run along a straight virtual path to the new
+  one, so the error accumulated while it was lost is undone.
+
+Reported boxes (``data["track_xyxy"]``) are the filter's, as SORT reports them; the
+original reports the observations. ``inertia`` defaults to 0.1 rather than the paper's 0.2.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.optimize import linear_sum_assignment
+
+from streamer.types import Detections
+from trackers import kalman
+from trackers.association import iou_matrix
+from trackers.base import xysr_to_xyxy, xyxy_to_xysr
+from trackers.sort import _DT, _P0_POS, _P0_VEL, _Q_POS, _Q_VEL, _R, sort_associate
+
+__all__ = ["OcSort"]
+
+_ID, _CLASS, _HITS, _STREAK, _SINCE, _AGE, _OBSERVED, _HAS_OBS = range(8)
+_NEVER = -(10**9)
+
+
+def _predict_sort(kf: np.ndarray, steps: int) -> None:
+    mean, cov = kf[:, 0:2], kf[:, 2:5]
+    for _ in range(steps):
+        stop = mean[:, 1, 2] + mean[:, 0, 2] <= 0
+        mean[stop, 1, 2] = 0.0
+        kalman.predict(mean, cov, _Q_POS, _Q_VEL, _DT)
+
+
+def _directions(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+    """Unit vectors ``(dy, dx)`` from the centres of ``src`` ``(M, 4)`` to ``dst`` ``(N, 4)``.
+
+    Returns ``(M, N, 2)``.
+    """
+    cs = (src[:, 0:2] + src[:, 2:4]) / 2.0
+    cd = (dst[:, 0:2] + dst[:, 2:4]) / 2.0
+    d = cd[None, :, ::-1] - cs[:, None, ::-1]
+    return d / (np.sqrt((d**2).sum(-1, keepdims=True)) + 1e-6)
+
+
+class OcSort:
+    """Observation-centric SORT.
+
+    Args:
+        det_thresh: Detections scoring at or below this are ignored.
+        max_age: Frames a track survives without a matching detection.
+        min_hits: Consecutive matches before a track is reported.
+        iou_threshold: Smallest IoU of a match.
+        delta_t: Frames between the two observations that give a track's direction.
+        inertia: Weight of the direction agreement in the association cost.
+        frame_rate: Accepted for a common tracker signature; OC-SORT counts frames.
+        class_aware: Never match a detection to a track of another class.
+    """
+
+    def __init__(
+        self,
+        det_thresh: float = 0.3,
+        max_age: int = 30,
+        min_hits: int = 3,
+        iou_threshold: float = 0.3,
+        delta_t: int = 3,
+        inertia: float = 0.1,
+        frame_rate: float = 30.0,
+        class_aware: bool = True,
+    ) -> None:
+        if delta_t < 1 or max_age < 0 or min_hits < 0 or not 0.0 < iou_threshold <= 1.0:
+            raise ValueError(
+                "OcSort: need delta_t >= 1, max_age >= 0, min_hits >= 0 and "
+                f"0 < iou_threshold <= 1, got {delta_t}, {max_age}, {min_hits}, {iou_threshold}"
+            )
+        self.det_thresh = det_thresh
+        self.max_age = max_age
+        self.min_hits = min_hits
+        self.iou_threshold = iou_threshold
+        self.delta_t = delta_t
+        self.inertia = inertia
+        self.class_aware = class_aware
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget every track; ids start again at 1."""
+        self._next_id = 1
+        self.frame_count = 0
+        ring = self.delta_t + 1
+        self._kf = np.empty((0, 5, 4))
+        self._saved = np.empty((0, 5, 4))  # filter right after the last observation
+        self._int = np.empty((0, 8), np.int64)
+        self._last = np.empty((0, 5))  # last observation: x1, y1, x2, y2, score
+        self._ring = np.empty((0, ring, 4))  # observations by age % ring
+        self._ring_age = np.empty((0, ring), np.int64)
+        self._vel = np.empty((0, 2))  # direction (dy, dx) of motion
+        self._shown = np.empty(0, bool)
+
+    def __len__(self) -> int:
+        return len(self._int)
+
+    def _keep(self, mask: np.ndarray) -> None:
+        for name in ("_kf", "_saved", "_int", "_last", "_ring", "_ring_age", "_vel"):
+            setattr(self, name, getattr(self, name)[mask])
+
+    def _previous_obs(self) -> np.ndarray:
+        """Per track the observation ``delta_t`` frames back (else the nearest younger one
+        in that window, else the last one), as OC-SORT's ``k_previous_obs``."""
+        age = self._int[:, _AGE]
+        out = self._last[:, :4].copy()
+        found = np.zeros(len(age), bool)
+        rows = np.arange(len(age))
+        ring = self.delta_t + 1
+        for dt in range(self.delta_t, 0, -1):
+            slot = (age - dt) % ring
+            hit = ~found & (self._ring_age[rows, slot] == age - dt)
+            out[hit] = self._ring[rows[hit], slot[hit]]
+            found |= hit
+        return out
+
+    def _observe(self, t: np.ndarray, boxes: np.ndarray, scores: np.ndarray) -> None:
+        """Tracks ``t`` observed ``boxes`` ``(K, 4)``: direction, history, filter."""
+        ints = self._int
+        had = ints[t, _HAS_OBS] == 1
+        if had.any():
+            th = t[had]
+            prev = self._previous_obs()[th]
+            self._vel[th] = _directions(prev, boxes[had])[np.arange(len(th)), np.arange(len(th))]
+        age = ints[t, _AGE]
+        slot = age % (self.delta_t + 1)
+        self._ring[t, slot] = boxes
+        self._ring_age[t, slot] = age
+        refound = (ints[t, _OBSERVED] == 0) & had
+        z = xyxy_to_xysr(boxes)
+        for k in np.flatnonzero(refound):
+            self._reupdate(t[k], z[k])
+        plain = t[~refound]
+        kf = self._kf[plain]
+        kalman.update(kf[:, 0:2], kf[:, 2:5], z[~refound], _R)
+        self._kf[plain] = kf
+        self._saved[t] = self._kf[t]
+        self._last[t, :4] = boxes
+        self._last[t, 4] = scores
+        ints[t, _SINCE] = 0
+        ints[t, _HITS] += 1
+        ints[t, _STREAK] += 1
+        ints[t, _OBSERVED] = 1
+        ints[t, _HAS_OBS] = 1
+
+    def _reupdate(self, i: int, z_new: np.ndarray) -> None:
+        """ORU: rewind track ``i`` to its last observation and re-run the filter along a
+        straight path (centre, width, height) to ``z_new`` over the frames it was lost."""
+        gap = int(self._int[i, _SINCE])
+        z_old = xyxy_to_xysr(self._last[i : i + 1, :4])[0]
+        wh_old = np.array([np.sqrt(z_old[2] * z_old[3]), np.sqrt(z_old[2] / z_old[3])])
+        wh_new = np.array([np.sqrt(z_new[2] * z_new[3]), np.sqrt(z_new[2] / z_new[3])])
+        kf = self._saved[i : i + 1].copy()
+        for step in range(1, gap + 1):
+            f = step / gap
+            xy = z_old[:2] + f * (z_new[:2] - z_old[:2])
+            w, h = wh_old + f * (wh_new - wh_old)
+            _predict_sort(kf, 1)
+            kalman.update(kf[:, 0:2], kf[:, 2:5], np.array([[xy[0], xy[1], w * h, w / h]]), _R)
+        self._kf[i] = kf[0]
+
+    def update(self, detections: Detections, *, period: int = 1) -> Detections:
+        """Advance all tracks by ``period`` frames and match them to ``detections``."""
+        self.frame_count += 1
+        _predict_sort(self._kf, period)
+        ints = self._int
+        ints[ints[:, _SINCE] > 0, _STREAK] = 0
+        ints[:, _SINCE] += period
+        ints[:, _AGE] += period
+        predicted = xysr_to_xyxy(self._kf[:, 0, :])
+        bad = np.isnan(predicted).any(axis=1)
+        if bad.any():
+            self._keep(~bad)
+            predicted, ints = predicted[~bad], self._int
+
+        rows = np.flatnonzero(detections.confidence > self.det_thresh)
+        boxes = detections.xyxy[rows].astype(np.float64)
+        scores = detections.confidence[rows].astype(np.float64)
+        classes = detections.class_id[rows]
+        other_class = (
+            classes[:, None] != ints[None, :, _CLASS] if self.class_aware else None
+        )
+
+        # First association: IoU with the predictions plus direction agreement (OCM).
+        iou = iou_matrix(boxes, predicted)
+        if other_class is not None and iou.size:
+            iou[other_class] = -1.0
+        matches, u_det, u_trk = self._associate(iou, boxes, scores)
+        if len(matches):
+            self._observe(matches[:, 1], boxes[matches[:, 0]], scores[matches[:, 0]])
+        det_of_track = np.full(len(ints), -1)
+        det_of_track[matches[:, 1]] = rows[matches[:, 0]]
+
+        # Second association (OCR): what is left, by IoU with the last observations.
+        if len(u_det) and len(u_trk):
+            iou = iou_matrix(boxes[u_det], self._last[u_trk, :4])
+            if other_class is not None:
+                iou[other_class[np.ix_(u_det, u_trk)]] = -1.0
+            if iou.max() > self.iou_threshold:
+                r, c = linear_sum_assignment(-iou)
+                ok = iou[r, c] >= self.iou_threshold
+                d, t = u_det[r[ok]], u_trk[c[ok]]
+                self._observe(t, boxes[d], scores[d])
+                det_of_track[t] = rows[d]
+                u_det = np.setdiff1d(u_det, d)
+                u_trk = np.setdiff1d(u_trk, t)
+        ints[u_trk, _OBSERVED] = 0
+
+        if len(u_det):
+            self._add(boxes[u_det], scores[u_det], classes[u_det])
+            det_of_track = np.concatenate([det_of_track, rows[u_det]])
+        ints = self._int
+        since = ints[:, _SINCE]
+        shown = (since < 1) & (
+            (ints[:, _STREAK] >= self.min_hits) | (self.frame_count <= self.min_hits)
+        )
+        out = np.flatnonzero(shown)
+        result = detections[det_of_track[out]].with_tracker_id(ints[out, _ID])
+        result.data["track_xyxy"] = xysr_to_xyxy(self._kf[out, 0]).astype(np.float32)
+        alive = since <= self.max_age
+        self._keep(alive)
+        self._shown = shown[alive]
+        return result
+
+    def _associate(self, iou: np.ndarray, boxes: np.ndarray, scores: np.ndarray):
+        """OCM association: ``-(IoU + direction agreement)``, then SORT's threshold."""
+        n_det, n_trk = iou.shape
+        if n_det == 0 or n_trk == 0:
+            return sort_associate(iou, self.iou_threshold)
+        prev = self._previous_obs()
+        direction = _directions(prev, boxes)  # (M, N, 2)
+        vel = self._vel
+        cos = np.clip((vel[:, None, :] * direction).sum(-1), -1.0, 1.0)
+        angle = (np.pi / 2.0 - np.abs(np.arccos(cos))) / np.pi
+        valid = self._int[:, _HAS_OBS] == 1
+        angle_cost = (valid[:, None] * angle * self.inertia).T * scores[:, None]
+        above = iou > self.iou_threshold
+        if above.sum(1).max() == 1 and above.sum(0).max() == 1:
+            matched = np.argwhere(above)
+        else:
+            r, c = linear_sum_assignment(-(iou + angle_cost))
+            matched = np.stack([r, c], axis=1)
+        good = iou[matched[:, 0], matched[:, 1]] >= self.iou_threshold
+        matched = matched[good]
+        det_free = np.ones(n_det, bool)
+        det_free[matched[:, 0]] = False
+        trk_free = np.ones(n_trk, bool)
+        trk_free[matched[:, 1]] = False
+        return matched, np.flatnonzero(det_free), np.flatnonzero(trk_free)
+
+    def _add(self, boxes: np.ndarray, scores: np.ndarray, classes: np.ndarray) -> None:
+        n = len(boxes)
+        mean, cov = kalman.initiate(xyxy_to_xysr(boxes), _P0_POS, _P0_VEL)
+        kf = np.concatenate([mean, cov], axis=1)
+        ints = np.zeros((n, 8), np.int64)
+        ints[:, _ID] = np.arange(self._next_id, self._next_id + n)
+        ints[:, _CLASS] = classes
+        ints[:, _OBSERVED] = 1
+        # Unlike the original, the first box counts as an observation: the direction is
+        # known one frame earlier and OCR can recover a track missed on its second frame.
+        ints[:, _HAS_OBS] = 1
+        self._next_id += n
+        last = np.concatenate([boxes, scores[:, None]], axis=1)
+        ring = self.delta_t + 1
+        self._kf = np.concatenate([self._kf, kf])
+        self._saved = np.concatenate([self._saved, kf])
+        self._int = np.concatenate([self._int, ints])
+        self._last = np.concatenate([self._last, last])
+        ring_boxes = np.zeros((n, ring, 4))
+        ring_boxes[:, 0] = boxes
+        ring_age = np.full((n, ring), _NEVER)
+        ring_age[:, 0] = 0
+        self._ring = np.concatenate([self._ring, ring_boxes])
+        self._ring_age = np.concatenate([self._ring_age, ring_age])
+        self._vel = np.concatenate([self._vel, np.zeros((n, 2))])
+
+    def predict(self, steps: int) -> Detections:
+        """The tracks reported by the last ``update``, moved ``steps`` frames ahead."""
+        rows = np.flatnonzero(self._shown)
+        kf = self._kf[rows].copy()
+        _predict_sort(kf, steps)
+        xyxy = xysr_to_xyxy(kf[:, 0])
+        return Detections(
+            xyxy, self._last[rows, 4], self._int[rows, _CLASS], self._int[rows, _ID],
+            {"track_xyxy": xyxy.astype(np.float32)},
+        )
