@@ -1,0 +1,21 @@
+"""Constants and helpers shared by the tests (importable: tests/ is on pytest's path)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from streamer.synthetic import MovingBox
+
+REPO = Path(__file__).resolve().parents[1]
+DATA = Path(os.environ.get("STREAMER_DATA", REPO.parent / "shared" / "data"))
+MOT15_SEQS = [
+    "ADL-Rundle-6", "ADL-Rundle-8", "ETH-Bahnhof", "ETH-Pedcross2", "ETH-Sunnyday",
+    "KITTI-13", "KITTI-17", "PETS09-S2L1", "TUD-Campus", "TUD-Stadtmitte", "Venice-2",
+]
+
+# Two boxes crossing a 320x240 scene; ground truth is exact (integer positions).
+OBJECTS = [
+    MovingBox(10, 40, 40, 60, 6.0, 1.0, (230, 25, 75)),
+    MovingBox(270, 120, 30, 50, -5.0, -1.0, (0, 130, 200)),
+]
