@@ -10,6 +10,8 @@ import hashlib
 import math
 from dataclasses import dataclass
 
+import numpy as np
+
 from streamer.types import Detections, Event, Frame
 
 __all__ = ["TrackEvents", "event_id"]
@@ -42,8 +44,10 @@ class _Track:
 class TrackEvents:
     """Turns per-frame tracks into start/end events.
 
-    A track ends when it has not been reported for more than ``end_after`` processed
-    frames, or when the stream ends (:meth:`finish`). The ``track_ended`` event carries
+    A track ends when the tracker no longer holds it (``alive`` ids passed to
+    :meth:`update`), or, where no such ids are given, when it has not been reported for
+    more than ``end_after`` processed frames; open tracks end with the stream
+    (:meth:`finish`). The ``track_ended`` event carries
     the track's last frame, box and pts, its duration and a path summary.
 
     Args:
@@ -66,8 +70,12 @@ class TrackEvents:
     def __len__(self) -> int:
         return len(self._tracks)
 
-    def update(self, frame: Frame, tracks: Detections) -> list[Event]:
-        """Events raised by ``frame``'s tracks (call on every processed frame, in order)."""
+    def update(self, frame: Frame, tracks: Detections, alive: np.ndarray | None = None) -> list[Event]:
+        """Events raised by ``frame``'s tracks (call on every processed frame, in order).
+
+        Args:
+            alive: Ids the tracker still holds after this frame (``Tracker.alive_ids``).
+        """
         self._tick += 1
         events: list[Event] = []
         wall = frame.captured_at if self.live else None
@@ -96,7 +104,11 @@ class TrackEvents:
                 track.max_confidence = max(track.max_confidence, conf)
                 track.seen_at = self._tick
                 track.frames += 1
-        gone = [tid for tid, t in self._tracks.items() if self._tick - t.seen_at > self.end_after]
+        if alive is not None:
+            held = set(alive.tolist())
+            gone = [tid for tid in self._tracks if tid not in held]
+        else:
+            gone = [tid for tid, t in self._tracks.items() if self._tick - t.seen_at > self.end_after]
         events.extend(self._end(tid) for tid in gone)
         return events
 

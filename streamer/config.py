@@ -90,7 +90,7 @@ class OutputConfig(_Section):
     mot: str | None = None
     crf: int = Field(23, ge=0, le=51, description="H.264 quality of the annotated video")
     track_end_frames: int | None = Field(
-        None, ge=1, description="frames without a track before track_ended (default: the tracker's)"
+        None, ge=1, description="end a track after this many frames unreported (default: when the tracker drops it)"
     )
 
 

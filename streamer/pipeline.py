@@ -88,14 +88,6 @@ def build_tracker(config: Config, fps: Fraction):
         raise ConfigError(f"tracker.params: {exc}") from None
 
 
-def _lifetime(tracker: Any) -> int:
-    """Frames a track of this tracker survives unseen (its ``max_age`` or buffer)."""
-    for attr in ("max_age", "max_time_lost"):
-        if hasattr(tracker, attr):
-            return max(1, int(getattr(tracker, attr)))
-    return 30
-
-
 class Pipeline:
     """Processes one source end to end.
 
@@ -115,10 +107,12 @@ class Pipeline:
         self.source = open_source(config.source.uri or "", config.source.id, config.source.fps)
         self.sampler = Sampler(config.sampler.every, config.sampler.target_fps, config.sampler.detect_every)
         self.fps = self.sampler.output_fps(self.source.fps)
-        self.detector = detector if detector is not None else build_detector(config)
+        # The tracker first: its parameters are checked before a model is loaded.
         self.tracker = build_tracker(config, self.fps)
-        end_after = config.output.track_end_frames or _lifetime(self.tracker)
-        self.events = TrackEvents(self.source.id, self.detector.names, end_after)
+        self.detector = detector if detector is not None else build_detector(config)
+        # Tracks end when the tracker drops them, unless a fixed horizon is configured.
+        self._end_by_tracker = config.output.track_end_frames is None
+        self.events = TrackEvents(self.source.id, self.detector.names, config.output.track_end_frames or 30)
         self.buffer: RingBuffer[Frame] = RingBuffer(config.buffer.size, config.buffer.policy)
         self.times = StageTimes()
         self.progress = progress
@@ -226,7 +220,8 @@ class Pipeline:
                     summary.detected += 1
                 else:
                     tracks = self.tracker.predict(since_detect)
-                events = self.events.update(frame, tracks)
+                alive = self.tracker.alive_ids if self._end_by_tracker else None
+                events = self.events.update(frame, tracks, alive)
                 t1 = time.perf_counter()
                 self.times.add("track", t1 - t0)
                 for _, sink in sinks:

@@ -64,6 +64,13 @@ class VideoSource:
         rate = stream.average_rate or stream.guessed_rate or Fraction(30)
         self.fps = Fraction(rate)
         self.total_frames = stream.frames or None
+        # Declared length in seconds (container header), to tell a truncated file.
+        if stream.duration is not None and stream.time_base is not None:
+            self.duration: Fraction | None = stream.duration * stream.time_base
+        elif self._container.duration is not None:
+            self.duration = Fraction(self._container.duration, av.time_base)
+        else:
+            self.duration = None
         self.size = (stream.codec_context.height, stream.codec_context.width)
 
     def frames(self, sampler: Sampler, stop: threading.Event | None = None) -> Iterator[Frame]:
@@ -74,6 +81,7 @@ class VideoSource:
         index = 0
         errors = 0
         first_error = ""
+        last_pts = Fraction(0)
         try:
             for packet in self._container.demux(stream):
                 if stop is not None and stop.is_set():
@@ -89,6 +97,7 @@ class VideoSource:
                         pts = Fraction(frame.pts) * time_base
                     else:
                         pts = Fraction(index) / self.fps
+                    last_pts = pts
                     if sampler.keep(index, pts):
                         image = frame.to_ndarray(format="rgb24")
                         yield Frame(self.id, index, pts, image, time.time(), sampler.detect())
@@ -107,6 +116,11 @@ class VideoSource:
             raise SourceError(
                 f"{self.label}: ended after {index} of {self.total_frames} frames; "
                 f"the file is truncated"
+            )
+        if self.duration and last_pts + 2 / self.fps < self.duration:
+            raise SourceError(
+                f"{self.label}: ended at {float(last_pts):.2f}s of {float(self.duration):.2f}s "
+                f"({index} frames); the file is truncated"
             )
 
 

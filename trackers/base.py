@@ -21,7 +21,11 @@ class Tracker(Protocol):
     confirmed tracks, with ``tracker_id`` filled and the tracker's own box in
     ``data["track_xyxy"]``. ``predict(steps)`` gives the same tracks moved ``steps``
     frames ahead without changing any state (for frames the detector skipped).
+    ``alive_ids`` are the ids of every track the tracker still holds, reported or not.
     """
+
+    @property
+    def alive_ids(self) -> np.ndarray: ...
 
     def update(self, detections: Detections, *, period: int = 1) -> Detections: ...
 

@@ -82,6 +82,12 @@ class ByteTrack:
     def __len__(self) -> int:
         return len(self._int)
 
+    @property
+    def alive_ids(self) -> np.ndarray:
+        """Ids of every track still held, reported or not; a track has ended when its
+        id leaves this set."""
+        return self._int[:, _ID].copy()
+
     def _cost(self, rows: np.ndarray, dets: Detections, det_rows: np.ndarray, fuse: bool) -> np.ndarray:
         boxes = xyah_to_xyxy(self._kf[rows, 0])
         sim = iou_matrix(boxes, dets.xyxy[det_rows].astype(np.float64))

@@ -108,6 +108,12 @@ class OcSort:
     def __len__(self) -> int:
         return len(self._int)
 
+    @property
+    def alive_ids(self) -> np.ndarray:
+        """Ids of every track still held, reported or not; a track has ended when its
+        id leaves this set."""
+        return self._int[:, _ID].copy()
+
     def _keep(self, mask: np.ndarray) -> None:
         for name in ("_kf", "_saved", "_int", "_last", "_ring", "_ring_age", "_vel"):
             setattr(self, name, getattr(self, name)[mask])

@@ -98,6 +98,12 @@ class Sort:
     def __len__(self) -> int:
         return len(self._int)
 
+    @property
+    def alive_ids(self) -> np.ndarray:
+        """Ids of every track still held, reported or not; a track has ended when its
+        id leaves this set."""
+        return self._int[:, _ID].copy()
+
     def update(self, detections: Detections, *, period: int = 1) -> Detections:
         """Advance all tracks by ``period`` frames and match them to ``detections``."""
         self.frame_count += 1

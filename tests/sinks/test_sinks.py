@@ -1,0 +1,73 @@
+import json
+from fractions import Fraction
+
+import av
+import numpy as np
+import pytest
+
+from sinks.annotate import annotate, color_for
+from sinks.events import SCHEMA_VERSION, JsonlSink
+from sinks.mot import MotSink, format_mot
+from sinks.video import VideoSink
+from streamer.types import Detections, Event, Frame
+
+
+def frame(k, h=61, w=83, value=40):
+    return Frame("cam", k, Fraction(k, 15), np.full((h, w, 3), value, np.uint8))
+
+
+def test_video_sink_odd_size_frame_count_and_pts(tmp_path):
+    path = tmp_path / "v.mp4"
+    tracks = Detections([[10, 10, 30, 40]], [0.9], [0], [7])
+    with VideoSink(path, Fraction(15), {0: "person"}) as sink:
+        for k in range(23):
+            sink.write(frame(k), tracks, [])
+    with av.open(str(path)) as c:
+        s = c.streams.video[0]
+        assert s.average_rate == 15 and (s.width, s.height) == (84, 62)
+        decoded = list(c.decode(video=0))
+    assert len(decoded) == 23
+    assert [float(f.time) for f in decoded] == pytest.approx([k / 15 for k in range(23)])
+    img = decoded[5].to_ndarray(format="rgb24")
+    # the box's 1-px outline is drawn (4:2:0 chroma blurs its colour, not its presence)
+    assert np.abs(img[25, 10].astype(int) - 40).max() > 40
+    assert np.abs(img[25, 20].astype(int) - 40).max() < 12
+
+
+def test_video_sink_without_frames_leaves_no_broken_file(tmp_path):
+    path = tmp_path / "empty.mp4"
+    with VideoSink(path, Fraction(25)):
+        pass
+    assert not path.exists()
+
+
+def test_annotate_draws_only_a_copy():
+    image = np.zeros((100, 100, 3), np.uint8)
+    out = annotate(image, Detections([[10, 20, 50, 80]], [0.5], [2], [3]), {2: "car"})
+    assert image.max() == 0 and out.shape == image.shape
+    assert tuple(out[50, 10]) == color_for(3)
+
+
+def test_jsonl_lines_parse_and_carry_the_schema(tmp_path):
+    path = tmp_path / "e.jsonl"
+    ev = Event("abc", "track_started", "cam", 3, 0.2, None, 5, 0, "person", 0.9, (1.0, 2.0, 3.0, 4.0))
+    with JsonlSink(path) as sink:
+        sink.write(frame(3), Detections.empty(), [ev, ev])
+        sink.write_events([])
+    lines = [json.loads(x) for x in path.read_text().splitlines()]
+    assert lines[0] == {"v": SCHEMA_VERSION, "id": "abc", "type": "track_started", "source_id": "cam", "frame": 3,
+                        "pts": 0.2, "wall_time": None, "track_id": 5, "class_id": 0, "class_name": "person",
+                        "confidence": 0.9, "box": [1.0, 2.0, 3.0, 4.0]}
+    assert len(lines) == 2
+
+
+def test_mot_format(tmp_path):
+    tracks = Detections([[10.5, 20.25, 40.5, 80.75]], [0.5], [0], [3], {"track_xyxy": np.array([[11, 21, 41, 81]], np.float32)})
+    assert format_mot(7, tracks) == "7,3,10.50,20.25,30.00,60.50,0.5000,-1,-1,-1\n"
+    assert format_mot(7, tracks, box="track") == "7,3,11.00,21.00,30.00,60.00,0.5000,-1,-1,-1\n"
+    with MotSink(tmp_path / "t.txt") as sink:
+        sink.write(frame(0), tracks, [])
+        sink.write(frame(1), Detections.empty(), [])
+    assert (tmp_path / "t.txt").read_text().startswith("1,3,10.50")
+    with pytest.raises(ValueError):
+        MotSink(tmp_path / "x.txt", box="kalman")

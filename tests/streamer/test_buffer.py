@@ -1,0 +1,67 @@
+import threading
+import time
+
+import pytest
+
+from streamer.buffer import Closed, RingBuffer
+
+
+def test_block_policy_is_lossless_across_threads():
+    buf = RingBuffer(3, "block")
+    got = []
+
+    def consume():
+        while True:
+            try:
+                got.append(buf.get(timeout=1))
+            except Closed:
+                return
+
+    t = threading.Thread(target=consume)
+    t.start()
+    for i in range(200):
+        assert buf.put(i)
+    buf.close()
+    t.join(5)
+    assert got == list(range(200)) and buf.dropped == 0 and buf.high_water <= 3
+
+
+def test_drop_oldest_counts_drops():
+    buf = RingBuffer(3, "drop_oldest")
+    for i in range(10):
+        assert buf.put(i)
+    assert buf.dropped == 7 and len(buf) == 3
+    assert [buf.get(), buf.get(), buf.get()] == [7, 8, 9]
+
+
+def test_block_put_times_out_when_full():
+    buf = RingBuffer(1, "block")
+    assert buf.put(1)
+    start = time.monotonic()
+    assert buf.put(2, timeout=0.05) is False
+    assert time.monotonic() - start >= 0.04
+
+
+def test_close_drains_then_raises():
+    buf = RingBuffer(4)
+    buf.put("a")
+    buf.put("b")
+    buf.close()
+    assert buf.put("c") is False
+    assert buf.get_many(8, 0.01) == ["a", "b"]
+    with pytest.raises(Closed):
+        buf.get()
+
+
+def test_get_many_waits_at_most_max_wait():
+    buf = RingBuffer(8)
+    buf.put(1)
+    start = time.monotonic()
+    assert buf.get_many(4, 0.05) == [1]
+    assert time.monotonic() - start < 1.0
+
+
+@pytest.mark.parametrize("size, policy", [(0, "block"), (2, "newest")])
+def test_bad_arguments(size, policy):
+    with pytest.raises(ValueError):
+        RingBuffer(size, policy)

@@ -1,0 +1,202 @@
+"""The whole pipeline as a user runs it: `streamer run` on files, good and bad."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from fractions import Fraction
+
+import av
+import numpy as np
+import pytest
+from helpers import OBJECTS
+
+from streamer.cli import main
+from streamer.config import load_config
+from streamer.pipeline import Pipeline
+from streamer.synthetic import MovingBox, write_mot, write_video
+
+
+def decode_count(path):
+    with av.open(str(path)) as c:
+        stream = c.streams.video[0]
+        return sum(1 for _ in c.decode(video=0)), stream.average_rate
+
+
+def read_events(path):
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+@pytest.fixture()
+def tiny_job(tiny_video, tmp_path):
+    path, truth = tiny_video
+    det = tmp_path / "det.txt"
+    write_mot(det, truth)
+    return path, truth, det
+
+
+def run_cli(*args):
+    return main(["run", *map(str, args), "--no-progress"])
+
+
+def test_synthetic_video_exact_tracks(tiny_job, tmp_path):
+    path, truth, det = tiny_job
+    out = tmp_path / "out"
+    rc = run_cli(path, "--detector", "mot", "--detections", det, "--tracker", "sort",
+                 "--out-video", out / "a.mp4", "--events", out / "e.jsonl", "--mot", out / "t.txt")
+    assert rc == 0
+    assert decode_count(out / "a.mp4") == (40, 25)
+    rows = np.loadtxt(out / "t.txt", delimiter=",")
+    # SORT reports from the start (first min_hits frames) to the end: 2 objects x 40 frames
+    assert len(rows) == 80 and sorted(set(rows[:, 1])) == [1, 2]
+    for k, boxes in enumerate(truth, 1):
+        for _, (x1, y1, x2, y2) in boxes:
+            r = rows[(rows[:, 0] == k) & (rows[:, 2] == x1) & (rows[:, 3] == y1)]
+            assert len(r) == 1 and r[0, 4] == x2 - x1 and r[0, 5] == y2 - y1
+    # one id per object for its whole life
+    for oid in (1, 2):
+        xs = rows[rows[:, 1] == oid]
+        assert len(xs) == 40
+    events = read_events(out / "e.jsonl")
+    assert [e["type"] for e in events] == ["track_started"] * 2 + ["track_ended"] * 2
+    ended = {e["track_id"]: e for e in events if e["type"] == "track_ended"}
+    assert ended[1]["frame"] == 39 and ended[1]["duration"] == pytest.approx(39 / 25)
+    assert ended[1]["frames"] == 40 and ended[1]["pts"] == pytest.approx(39 / 25)
+    assert all(e["v"] == 1 and e["source_id"] == "tiny" and e["class_name"] == "person" for e in events)
+
+    # the same input gives the same event ids
+    assert run_cli(path, "--detector", "mot", "--detections", det, "--tracker", "sort",
+                   "--events", out / "again.jsonl") == 0
+    assert [e["id"] for e in read_events(out / "again.jsonl")] == [e["id"] for e in events]
+
+
+def test_every_and_detection_interval(tmp_path):
+    # slow objects (2 px/frame): SORT keeps them across 4 decoded frames per detection
+    slow = [MovingBox(10, 40, 40, 60, 2.0, 0.5, (230, 25, 75)), MovingBox(270, 120, 30, 50, -2.0, 0.0, (0, 130, 200))]
+    path = tmp_path / "slow.mp4"
+    truth = write_video(path, slow, 40, (240, 320), 25)
+    det = tmp_path / "det.txt"
+    write_mot(det, truth)
+    out = tmp_path / "out"
+    rc = run_cli(path, "--detector", "mot", "--detections", det, "--every", "2", "--detect-every", "2",
+                 "--tracker", "sort", "--out-video", out / "a.mp4", "--mot", out / "t.txt")
+    assert rc == 0
+    assert decode_count(out / "a.mp4") == (20, Fraction(25, 2))
+    rows = np.loadtxt(out / "t.txt", delimiter=",")
+    frames = sorted(set(rows[:, 0].astype(int)))
+    assert frames == list(range(1, 41, 2))  # MOT frame = decoded index + 1
+    assert sorted(set(rows[:, 1].astype(int))) == [1, 2]
+    # frames the detector skipped (decoded 2, 6, ...) carry the tracker's predictions,
+    # within a pixel of the truth once the velocity is learnt
+    for k in (23, 31, 39):
+        for _, (x1, y1, x2, y2) in truth[k - 1]:
+            got = rows[rows[:, 0] == k]
+            assert np.abs(got[:, 2] - x1).min() <= 1.0, (k, got[:, 2], x1)
+
+
+def test_yolo_batches_end_to_end(tiny_video, tmp_path):
+    path, _ = tiny_video
+    cfg = load_config(None, {
+        "source": {"uri": str(path)},
+        "detector": {"weights": "yolov8n.yaml", "device": "cpu", "batch": 4, "imgsz": 320, "conf": 0.01},
+        "output": {"video": str(tmp_path / "y.mp4"), "events": str(tmp_path / "y.jsonl")},
+        "progress": False,
+    })
+    p = Pipeline(cfg)
+    summary = p.run()
+    assert summary.frames == 40 and summary.detected == 40
+    assert p.times.calls["detect"] == 40  # frames detected, in batches of up to 4
+    assert decode_count(tmp_path / "y.mp4")[0] == 40
+
+
+def test_pets09_public_detections(data, tmp_path):
+    det = data / "mot15" / "PETS09-S2L1" / "det" / "det.txt"
+    out = tmp_path / "out"
+    rc = run_cli(data / "video" / "pets09-s2l1-vtest.avi", "--detector", "mot", "--detections", det,
+                 "--out-video", out / "p.mp4", "--events", out / "p.jsonl", "--mot", out / "p.txt")
+    assert rc == 0
+    assert decode_count(out / "p.mp4") == (795, 10)
+    rows = np.loadtxt(out / "p.txt", delimiter=",")
+    dets = np.loadtxt(det, delimiter=",")
+    assert rows[:, 0].min() >= 1 and rows[:, 0].max() <= 795
+    # every track box is one of the detections of its frame (to the file's 2 decimals)
+    for frame in np.unique(rows[:, 0]):
+        ours = rows[rows[:, 0] == frame][:, 2:6]
+        theirs = dets[dets[:, 0] == frame][:, 2:6]
+        diff = np.abs(ours[:, None, :] - theirs[None, :, :]).max(-1).min(1)
+        assert (diff <= 0.006).all(), f"frame {frame}"
+    events = read_events(out / "p.jsonl")
+    started = [e for e in events if e["type"] == "track_started"]
+    ended = [e for e in events if e["type"] == "track_ended"]
+    assert len(started) == len(ended) == len(set(rows[:, 1]))
+    assert {e["track_id"] for e in started} == set(rows[:, 1].astype(int))
+
+
+@pytest.mark.parametrize(
+    "args, code, message",
+    [
+        (["missing.mp4"], 1, "missing.mp4: no such file"),
+        (["{tiny}", "--detector", "mot"], 2, "detector: Value error, the mot detector needs detections"),
+        (["{tiny}", "--conf", "1.5"], 2, "detector.conf: Input should be less than or equal to 1 (got 1.5)"),
+        (["{tiny}", "--detector", "mot", "--detections", "nowhere.txt"], 1, "nowhere.txt: no such detections file"),
+        (["{tiny}", "--config", "{cfg_typo}"], 2, "detectr: unknown key"),
+        (["{tiny}", "--config", "{cfg_params}"], 2, "tracker.params: "),
+        (["{tiny}", "--weights", "yolo99x.pt"], 1, "could not load weights 'yolo99x.pt'"),
+        ([], 2, "no source"),
+    ],
+)
+def test_bad_input_one_line_error(args, code, message, tiny_video, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "typo.yaml").write_text("detectr:\n  conf: 0.3\n")
+    (tmp_path / "params.yaml").write_text("tracker:\n  name: sort\n  params:\n    max_agee: 3\n")
+    subs = {"{tiny}": str(tiny_video[0]), "{cfg_typo}": "typo.yaml", "{cfg_params}": "params.yaml"}
+    rc = main(["run", *[subs.get(a, a) for a in args], "--no-progress"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == code
+    assert err and message in err[-1], err
+    assert not (tmp_path / "out").exists()
+
+
+def test_truncated_video_keeps_outputs_valid(tmp_path, capsys):
+    path = tmp_path / "cut.mkv"
+    truth = write_video(path, OBJECTS, 60, (120, 160), 25)
+    det = tmp_path / "det.txt"
+    write_mot(det, truth)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) * 2 // 3])
+    out = tmp_path / "out"
+    rc = run_cli(path, "--detector", "mot", "--detections", det, "--out-video", out / "a.mp4",
+                 "--events", out / "e.jsonl", "--mot", out / "t.txt")
+    assert rc == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert "cut.mkv" in err[-1] and "truncated" in err[-1]
+    frames, _ = decode_count(out / "a.mp4")
+    assert 10 < frames < 60
+    events = read_events(out / "e.jsonl")  # parses; every started track has ended
+    assert sum(e["type"] == "track_started" for e in events) == sum(e["type"] == "track_ended" for e in events) > 0
+    assert np.loadtxt(out / "t.txt", delimiter=",").shape[1] == 10
+
+
+def test_ctrl_c_leaves_valid_outputs(tmp_path):
+    path = tmp_path / "long.mp4"
+    truth = write_video(path, OBJECTS, 1500, (240, 320), 25)
+    det = tmp_path / "det.txt"
+    write_mot(det, truth)
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "streamer", "run", str(path), "--detector", "mot", "--detections", str(det),
+           "--out-video", str(out / "a.mp4"), "--events", str(out / "e.jsonl"), "--mot", str(out / "t.txt"), "--no-progress"]
+    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while not (out / "t.txt").exists() or (out / "t.txt").stat().st_size < 2000:
+        assert time.monotonic() < deadline and proc.poll() is None
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "interrupted" in err
+    frames, _ = decode_count(out / "a.mp4")
+    assert 0 < frames < 1500
+    read_events(out / "e.jsonl")
+    assert len(np.loadtxt(out / "t.txt", delimiter=",")) > 0
