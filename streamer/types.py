@@ -99,6 +99,25 @@ class Detections:
             self.data[key] = value
 
     @classmethod
+    def _trusted(cls, xyxy, confidence, class_id, tracker_id, data) -> "Detections":
+        """Construct from arrays already of the right dtypes and shapes (no checks; for
+        hot paths inside the package)."""
+        out = cls.__new__(cls)
+        out.xyxy, out.confidence, out.class_id, out.tracker_id, out.data = (
+            xyxy, confidence, class_id, tracker_id, data
+        )
+        return out
+
+    def take(self, index: np.ndarray, tracker_id: np.ndarray, **data: np.ndarray) -> "Detections":
+        """Rows ``index`` with ``tracker_id`` set and ``data`` entries added (trackers'
+        output: the input rows of the reported tracks)."""
+        extra = {k: v[index] for k, v in self.data.items()}
+        extra.update(data)
+        return Detections._trusted(
+            self.xyxy[index], self.confidence[index], self.class_id[index], tracker_id, extra
+        )
+
+    @classmethod
     def empty(cls) -> "Detections":
         """Zero boxes, every column present."""
         return cls(np.empty((0, 4), np.float32))

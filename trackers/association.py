@@ -6,6 +6,7 @@ unmatched rows and columns; pairs whose cost exceeds the threshold are never mat
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
@@ -15,20 +16,27 @@ EMPTY_MATCHES = np.empty((0, 2), dtype=np.intp)
 _BIG = 1e6
 
 
+@numba.njit(cache=True)
+def _iou(a, b, out):
+    for i in range(a.shape[0]):
+        area_a = (a[i, 2] - a[i, 0]) * (a[i, 3] - a[i, 1])
+        for j in range(b.shape[0]):
+            w = min(a[i, 2], b[j, 2]) - max(a[i, 0], b[j, 0])
+            h = min(a[i, 3], b[j, 3]) - max(a[i, 1], b[j, 1])
+            inter = max(0.0, w) * max(0.0, h)
+            area_b = (b[j, 2] - b[j, 0]) * (b[j, 3] - b[j, 1])
+            out[i, j] = inter / (area_a + area_b - inter)
+
+
 def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """IoU of every box in ``a`` ``(N, 4)`` with every box in ``b`` ``(M, 4)``, xyxy.
 
-    Returns ``(N, M)`` float64. Written exactly as SORT's ``iou_batch`` (union without
-    clamping degenerate areas) so that its results can be reproduced bit for bit.
+    Returns ``(N, M)`` float64. The same arithmetic as SORT's ``iou_batch`` (union
+    without clamping degenerate areas), so that its results are reproduced bit for bit.
     """
-    a = a[:, None, :]
-    b = b[None, :, :]
-    w = np.minimum(a[..., 2], b[..., 2]) - np.maximum(a[..., 0], b[..., 0])
-    h = np.minimum(a[..., 3], b[..., 3]) - np.maximum(a[..., 1], b[..., 1])
-    inter = np.maximum(0.0, w) * np.maximum(0.0, h)
-    area_a = (a[..., 2] - a[..., 0]) * (a[..., 3] - a[..., 1])
-    area_b = (b[..., 2] - b[..., 0]) * (b[..., 3] - b[..., 1])
-    return inter / (area_a + area_b - inter)
+    out = np.empty((len(a), len(b)))
+    _iou(np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64), out)
+    return out
 
 
 def forbid_cross_class(cost: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Protocol, runtime_checkable
 
+import numba
 import numpy as np
 
 from streamer.types import Detections
@@ -34,36 +35,71 @@ class Tracker(Protocol):
     def reset(self) -> None: ...
 
 
+@numba.njit(cache=True)
+def _xyxy_to_xysr(xyxy, out):
+    for i in range(xyxy.shape[0]):
+        w = xyxy[i, 2] - xyxy[i, 0]
+        h = xyxy[i, 3] - xyxy[i, 1]
+        out[i, 0] = xyxy[i, 0] + w / 2.0
+        out[i, 1] = xyxy[i, 1] + h / 2.0
+        out[i, 2] = w * h
+        out[i, 3] = w / h
+
+
+@numba.njit(cache=True)
+def _xysr_to_xyxy(xysr, out):
+    for i in range(xysr.shape[0]):
+        w = np.sqrt(xysr[i, 2] * xysr[i, 3])  # NaN when negative, as in the reference
+        h = xysr[i, 2] / w
+        out[i, 0] = xysr[i, 0] - w / 2.0
+        out[i, 1] = xysr[i, 1] - h / 2.0
+        out[i, 2] = xysr[i, 0] + w / 2.0
+        out[i, 3] = xysr[i, 1] + h / 2.0
+
+
+@numba.njit(cache=True)
+def _xyxy_to_xyah(xyxy, out):
+    for i in range(xyxy.shape[0]):
+        w = xyxy[i, 2] - xyxy[i, 0]
+        h = xyxy[i, 3] - xyxy[i, 1]
+        out[i, 0] = xyxy[i, 0] + w / 2.0
+        out[i, 1] = xyxy[i, 1] + h / 2.0
+        out[i, 2] = w / h
+        out[i, 3] = h
+
+
+@numba.njit(cache=True)
+def _xyah_to_xyxy(xyah, out):
+    for i in range(xyah.shape[0]):
+        w = xyah[i, 2] * xyah[i, 3]
+        h = xyah[i, 3]
+        out[i, 0] = xyah[i, 0] - w / 2.0
+        out[i, 1] = xyah[i, 1] - h / 2.0
+        out[i, 2] = xyah[i, 0] + w / 2.0
+        out[i, 3] = xyah[i, 1] + h / 2.0
+
+
+def _convert(kernel, boxes: np.ndarray) -> np.ndarray:
+    out = np.empty((len(boxes), 4))
+    kernel(np.asarray(boxes, dtype=np.float64), out)
+    return out
+
+
 def xyxy_to_xysr(xyxy: np.ndarray) -> np.ndarray:
-    """``(N, 4)`` corners to SORT's centre, area, aspect ratio ``w / h``."""
-    w = xyxy[:, 2] - xyxy[:, 0]
-    h = xyxy[:, 3] - xyxy[:, 1]
-    return np.stack([xyxy[:, 0] + w / 2.0, xyxy[:, 1] + h / 2.0, w * h, w / h], axis=1)
+    """``(N, 4)`` corners to SORT's centre, area, aspect ratio ``w / h`` (float64)."""
+    return _convert(_xyxy_to_xysr, xyxy)
 
 
 def xysr_to_xyxy(xysr: np.ndarray) -> np.ndarray:
     """Inverse of :func:`xyxy_to_xysr`; NaN where area times ratio is negative."""
-    with np.errstate(invalid="ignore"):
-        w = np.sqrt(xysr[:, 2] * xysr[:, 3])
-    h = xysr[:, 2] / w
-    return np.stack(
-        [xysr[:, 0] - w / 2.0, xysr[:, 1] - h / 2.0, xysr[:, 0] + w / 2.0, xysr[:, 1] + h / 2.0],
-        axis=1,
-    )
+    return _convert(_xysr_to_xyxy, xysr)
 
 
 def xyxy_to_xyah(xyxy: np.ndarray) -> np.ndarray:
-    """``(N, 4)`` corners to ByteTrack's centre, aspect ratio ``w / h``, height."""
-    w = xyxy[:, 2] - xyxy[:, 0]
-    h = xyxy[:, 3] - xyxy[:, 1]
-    return np.stack([xyxy[:, 0] + w / 2.0, xyxy[:, 1] + h / 2.0, w / h, h], axis=1)
+    """``(N, 4)`` corners to ByteTrack's centre, aspect ratio ``w / h``, height (float64)."""
+    return _convert(_xyxy_to_xyah, xyxy)
 
 
 def xyah_to_xyxy(xyah: np.ndarray) -> np.ndarray:
     """Inverse of :func:`xyxy_to_xyah`."""
-    w = xyah[:, 2] * xyah[:, 3]
-    h = xyah[:, 3]
-    return np.stack(
-        [xyah[:, 0] - w / 2.0, xyah[:, 1] - h / 2.0, xyah[:, 0] + w / 2.0, xyah[:, 1] + h / 2.0],
-        axis=1,
-    )
+    return _convert(_xyah_to_xyxy, xyah)

@@ -17,7 +17,6 @@ from trackers.base import xyah_to_xyxy, xyxy_to_xyah
 
 __all__ = ["ByteTrack"]
 
-_DT = np.ones(4)
 _W_POS = 1.0 / 20.0
 _W_VEL = 1.0 / 160.0
 _TRACKED, _LOST = 1, 2
@@ -75,7 +74,7 @@ class ByteTrack:
         """Forget every track; ids start again at 1."""
         self._next_id = 1
         self.frame_id = 0
-        self._kf = np.empty((0, 5, 4))
+        self._kf = np.empty((5, 0, 4))
         self._int = np.empty((0, 6), np.int64)
         self._score = np.empty(0, np.float32)
 
@@ -89,7 +88,7 @@ class ByteTrack:
         return self._int[:, _ID].copy()
 
     def _cost(self, rows: np.ndarray, dets: Detections, det_rows: np.ndarray, fuse: bool) -> np.ndarray:
-        boxes = xyah_to_xyxy(self._kf[rows, 0])
+        boxes = xyah_to_xyxy(self._kf[0, rows])
         sim = iou_matrix(boxes, dets.xyxy[det_rows].astype(np.float64))
         if fuse:
             sim = sim * dets.confidence[det_rows][None, :]
@@ -99,11 +98,10 @@ class ByteTrack:
         return cost
 
     def _update_tracks(self, rows: np.ndarray, dets: Detections, det_rows: np.ndarray) -> None:
+        if not len(rows):
+            return
         z = xyxy_to_xyah(dets.xyxy[det_rows].astype(np.float64))
-        mean, cov = self._kf[rows, 0:2], self._kf[rows, 2:5]
-        r = _stds(mean[:, 0, 3], _W_POS, 1e-1) ** 2
-        kalman.update(mean, cov, z, r)
-        self._kf[rows, 0:2], self._kf[rows, 2:5] = mean, cov
+        kalman.update(self._kf, z, _stds(self._kf[0, rows, 3], _W_POS, 1e-1) ** 2, rows=rows)
         ints = self._int
         ints[rows, _STATE] = _TRACKED
         ints[rows, _ACTIVE] = 1
@@ -115,13 +113,11 @@ class ByteTrack:
         """Advance all tracks by ``period`` frames and match them to ``detections``."""
         self.frame_id += period
         kf, ints = self._kf, self._int
-        mean, cov = kf[:, 0:2], kf[:, 2:5]
-        mean[ints[:, _STATE] != _TRACKED, 1, 3] = 0.0
+        # Lost tracks stop growing or shrinking (as ByteTrack does).
+        kf[1, ints[:, _STATE] != _TRACKED, 3] = 0.0
         for _ in range(period):
-            h = mean[:, 0, 3].copy()
-            q_pos = _stds(h, _W_POS, 1e-2) ** 2
-            q_vel = _stds(h, _W_VEL, 1e-5) ** 2
-            kalman.predict(mean, cov, q_pos, q_vel, _DT)
+            h = kf[0, :, 3].copy()
+            kalman.predict(kf, _stds(h, _W_POS, 1e-2) ** 2, _stds(h, _W_VEL, 1e-5) ** 2)
 
         conf = detections.confidence
         high = np.flatnonzero(conf >= self.track_high_thresh)
@@ -161,9 +157,7 @@ class ByteTrack:
             n = len(new)
             z = xyxy_to_xyah(detections.xyxy[new].astype(np.float64))
             h = z[:, 3]
-            new_mean, new_cov = kalman.initiate(
-                z, _stds(h, _W_POS, 1e-2, 2.0) ** 2, _stds(h, _W_VEL, 1e-5, 10.0) ** 2
-            )
+            born = kalman.initiate(z, _stds(h, _W_POS, 1e-2, 2.0) ** 2, _stds(h, _W_VEL, 1e-5, 10.0) ** 2)
             new_ints = np.zeros((n, 6), np.int64)
             new_ints[:, _ID] = np.arange(self._next_id, self._next_id + n)
             new_ints[:, _CLASS] = detections.class_id[new]
@@ -172,7 +166,7 @@ class ByteTrack:
             new_ints[:, _END] = self.frame_id
             new_ints[:, _START] = self.frame_id
             self._next_id += n
-            kf = self._kf = np.concatenate([self._kf, np.concatenate([new_mean, new_cov], 1)])
+            kf = self._kf = np.concatenate([self._kf, born], axis=1)
             ints = self._int = np.concatenate([ints, new_ints])
             self._score = np.concatenate([self._score, conf[new]])
             det_of_track = np.concatenate([det_of_track, new])
@@ -181,10 +175,10 @@ class ByteTrack:
         keep &= self._duplicates_kept()
         tracked = keep & (ints[:, _STATE] == _TRACKED)
         out = np.flatnonzero(tracked & (ints[:, _ACTIVE] == 1))
-        result = detections[det_of_track[out]].with_tracker_id(
-            ints[out, _ID], track_xyxy=xyah_to_xyxy(kf[out, 0]).astype(np.float32)
+        result = detections.take(
+            det_of_track[out], ints[out, _ID], track_xyxy=xyah_to_xyxy(kf[0, out]).astype(np.float32)
         )
-        self._kf, self._int, self._score = kf[keep], ints[keep], self._score[keep]
+        self._kf, self._int, self._score = kf[:, keep], ints[keep], self._score[keep]
         return result
 
     def _duplicates_kept(self) -> np.ndarray:
@@ -195,7 +189,7 @@ class ByteTrack:
         lost = np.flatnonzero(ints[:, _STATE] == _LOST)
         if not len(tracked) or not len(lost):
             return keep
-        boxes = xyah_to_xyxy(self._kf[:, 0])
+        boxes = xyah_to_xyxy(self._kf[0])
         p, q = np.nonzero(1.0 - iou_matrix(boxes[tracked], boxes[lost]) < 0.15)
         age = ints[:, _END] - ints[:, _START]
         older = age[tracked[p]] > age[lost[q]]
@@ -208,9 +202,7 @@ class ByteTrack:
         rows = np.flatnonzero(
             (self._int[:, _STATE] == _TRACKED) & (self._int[:, _ACTIVE] == 1)
         )
-        mean = self._kf[rows, 0:2].copy()
-        mean[:, 0] += steps * mean[:, 1]
-        xyxy = xyah_to_xyxy(mean[:, 0])
+        xyxy = xyah_to_xyxy(self._kf[0, rows] + steps * self._kf[1, rows])
         return Detections(
             xyxy, self._score[rows], self._int[rows, _CLASS], self._int[rows, _ID],
             {"track_xyxy": xyxy.astype(np.float32)},

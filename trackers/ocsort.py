@@ -23,9 +23,9 @@ from scipy.optimize import linear_sum_assignment
 
 from streamer.types import Detections
 from trackers import kalman
-from trackers.association import iou_matrix
+from trackers.association import EMPTY_MATCHES, iou_matrix
 from trackers.base import xysr_to_xyxy, xyxy_to_xysr
-from trackers.sort import _DT, _P0_POS, _P0_VEL, _Q_POS, _Q_VEL, _R, sort_associate
+from trackers.sort import _P0_POS, _P0_VEL, _Q_POS, _Q_VEL, _R, _stop_shrinking
 
 __all__ = ["OcSort"]
 
@@ -34,11 +34,10 @@ _NEVER = -(10**9)
 
 
 def _predict_sort(kf: np.ndarray, steps: int) -> None:
-    mean, cov = kf[:, 0:2], kf[:, 2:5]
+    """SORT's prediction of ``kf`` ``(5, N, 4)``, ``steps`` frames, in place."""
     for _ in range(steps):
-        stop = mean[:, 1, 2] + mean[:, 0, 2] <= 0
-        mean[stop, 1, 2] = 0.0
-        kalman.predict(mean, cov, _Q_POS, _Q_VEL, _DT)
+        _stop_shrinking(kf)
+        kalman.predict(kf, _Q_POS, _Q_VEL)
 
 
 def _directions(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
@@ -96,8 +95,8 @@ class OcSort:
         self._next_id = 1
         self.frame_count = 0
         ring = self.delta_t + 1
-        self._kf = np.empty((0, 5, 4))
-        self._saved = np.empty((0, 5, 4))  # filter right after the last observation
+        self._kf = np.empty((5, 0, 4))
+        self._saved = np.empty((5, 0, 4))  # filter right after the last observation
         self._int = np.empty((0, 8), np.int64)
         self._last = np.empty((0, 5))  # last observation: x1, y1, x2, y2, score
         self._ring = np.empty((0, ring, 4))  # observations by age % ring
@@ -115,7 +114,8 @@ class OcSort:
         return self._int[:, _ID].copy()
 
     def _keep(self, mask: np.ndarray) -> None:
-        for name in ("_kf", "_saved", "_int", "_last", "_ring", "_ring_age", "_vel"):
+        self._kf, self._saved = self._kf[:, mask], self._saved[:, mask]
+        for name in ("_int", "_last", "_ring", "_ring_age", "_vel"):
             setattr(self, name, getattr(self, name)[mask])
 
     def _previous_obs(self) -> np.ndarray:
@@ -150,10 +150,9 @@ class OcSort:
         for k in np.flatnonzero(refound):
             self._reupdate(t[k], z[k])
         plain = t[~refound]
-        kf = self._kf[plain]
-        kalman.update(kf[:, 0:2], kf[:, 2:5], z[~refound], _R)
-        self._kf[plain] = kf
-        self._saved[t] = self._kf[t]
+        if len(plain):
+            kalman.update(self._kf, z[~refound], _R, rows=plain)
+        self._saved[:, t] = self._kf[:, t]
         self._last[t, :4] = boxes
         self._last[t, 4] = scores
         ints[t, _SINCE] = 0
@@ -169,14 +168,14 @@ class OcSort:
         z_old = xyxy_to_xysr(self._last[i : i + 1, :4])[0]
         wh_old = np.array([np.sqrt(z_old[2] * z_old[3]), np.sqrt(z_old[2] / z_old[3])])
         wh_new = np.array([np.sqrt(z_new[2] * z_new[3]), np.sqrt(z_new[2] / z_new[3])])
-        kf = self._saved[i : i + 1].copy()
+        kf = self._saved[:, i : i + 1].copy()
         for step in range(1, gap + 1):
             f = step / gap
             xy = z_old[:2] + f * (z_new[:2] - z_old[:2])
             w, h = wh_old + f * (wh_new - wh_old)
             _predict_sort(kf, 1)
-            kalman.update(kf[:, 0:2], kf[:, 2:5], np.array([[xy[0], xy[1], w * h, w / h]]), _R)
-        self._kf[i] = kf[0]
+            kalman.update(kf, np.array([[xy[0], xy[1], w * h, w / h]]), _R)
+        self._kf[:, i] = kf[:, 0]
 
     def update(self, detections: Detections, *, period: int = 1) -> Detections:
         """Advance all tracks by ``period`` frames and match them to ``detections``."""
@@ -186,7 +185,7 @@ class OcSort:
         ints[ints[:, _SINCE] > 0, _STREAK] = 0
         ints[:, _SINCE] += period
         ints[:, _AGE] += period
-        predicted = xysr_to_xyxy(self._kf[:, 0, :])
+        predicted = xysr_to_xyxy(self._kf[0])
         bad = np.isnan(predicted).any(axis=1)
         if bad.any():
             self._keep(~bad)
@@ -234,8 +233,10 @@ class OcSort:
             (ints[:, _STREAK] >= self.min_hits) | (self.frame_count <= self.min_hits)
         )
         out = np.flatnonzero(shown)
-        result = detections[det_of_track[out]].with_tracker_id(ints[out, _ID])
-        result.data["track_xyxy"] = xysr_to_xyxy(self._kf[out, 0]).astype(np.float32)
+        result = detections.take(
+            det_of_track[out], ints[out, _ID],
+            track_xyxy=xysr_to_xyxy(self._kf[0, out]).astype(np.float32),
+        )
         alive = since <= self.max_age
         self._keep(alive)
         self._shown = shown[alive]
@@ -245,7 +246,7 @@ class OcSort:
         """OCM association: ``-(IoU + direction agreement)``, then SORT's threshold."""
         n_det, n_trk = iou.shape
         if n_det == 0 or n_trk == 0:
-            return sort_associate(iou, self.iou_threshold)
+            return EMPTY_MATCHES, np.arange(n_det), np.arange(n_trk)
         prev = self._previous_obs()
         direction = _directions(prev, boxes)  # (M, N, 2)
         vel = self._vel
@@ -269,8 +270,7 @@ class OcSort:
 
     def _add(self, boxes: np.ndarray, scores: np.ndarray, classes: np.ndarray) -> None:
         n = len(boxes)
-        mean, cov = kalman.initiate(xyxy_to_xysr(boxes), _P0_POS, _P0_VEL)
-        kf = np.concatenate([mean, cov], axis=1)
+        kf = kalman.initiate(xyxy_to_xysr(boxes), _P0_POS, _P0_VEL)
         ints = np.zeros((n, 8), np.int64)
         ints[:, _ID] = np.arange(self._next_id, self._next_id + n)
         ints[:, _CLASS] = classes
@@ -281,8 +281,8 @@ class OcSort:
         self._next_id += n
         last = np.concatenate([boxes, scores[:, None]], axis=1)
         ring = self.delta_t + 1
-        self._kf = np.concatenate([self._kf, kf])
-        self._saved = np.concatenate([self._saved, kf])
+        self._kf = np.concatenate([self._kf, kf], axis=1)
+        self._saved = np.concatenate([self._saved, kf], axis=1)
         self._int = np.concatenate([self._int, ints])
         self._last = np.concatenate([self._last, last])
         ring_boxes = np.zeros((n, ring, 4))
@@ -296,9 +296,9 @@ class OcSort:
     def predict(self, steps: int) -> Detections:
         """The tracks reported by the last ``update``, moved ``steps`` frames ahead."""
         rows = np.flatnonzero(self._shown)
-        kf = self._kf[rows].copy()
+        kf = self._kf[:, rows]
         _predict_sort(kf, steps)
-        xyxy = xysr_to_xyxy(kf[:, 0])
+        xyxy = xysr_to_xyxy(kf[0])
         return Detections(
             xyxy, self._last[rows, 4], self._int[rows, _CLASS], self._int[rows, _ID],
             {"track_xyxy": xyxy.astype(np.float32)},

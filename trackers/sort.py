@@ -7,18 +7,19 @@ arrays and every step is array math over all of them.
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
 from streamer.types import Detections
 from trackers import kalman
-from trackers.association import EMPTY_MATCHES, iou_matrix
+from trackers.association import iou_matrix
 from trackers.base import xysr_to_xyxy, xyxy_to_xysr
 
 __all__ = ["Sort"]
 
-# The reference model: state (x, y, s, r, vx, vy, vs); r has no velocity.
-_DT = np.array([1.0, 1.0, 1.0, 0.0])
+# The reference model: state (x, y, s, r, vx, vy, vs). r has no velocity: here its
+# velocity has zero initial variance and zero process noise, so it stays exactly zero.
 _Q_POS = np.array([1.0, 1.0, 1.0, 1.0])
 _Q_VEL = np.array([0.01, 0.01, 0.0001, 0.0])
 _R = np.array([1.0, 1.0, 10.0, 10.0])
@@ -29,30 +30,84 @@ _P0_VEL = np.array([10000.0, 10000.0, 10000.0, 0.0])
 _ID, _CLASS, _HITS, _STREAK, _SINCE, _AGE = range(6)
 
 
-def sort_associate(iou: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+@numba.njit(cache=True)
+def _stop_shrinking(kf):
+    """The reference zeroes the area's velocity where it would shrink through zero."""
+    for i in range(kf.shape[1]):
+        if kf[1, i, 2] + kf[0, i, 2] <= 0:
+            kf[1, i, 2] = 0.0
+
+
+@numba.njit(cache=True)
+def _age(ints, period):
+    """Counters of a prediction step: a streak ends with a missed frame."""
+    for i in range(ints.shape[0]):
+        if ints[i, _SINCE] > 0:
+            ints[i, _STREAK] = 0
+        ints[i, _SINCE] += period
+        ints[i, _AGE] += period
+
+
+@numba.njit(cache=True)
+def _hit(ints, rows):
+    for i in rows:
+        ints[i, _HITS] += 1
+        ints[i, _STREAK] += 1
+        ints[i, _SINCE] = 0
+
+
+@numba.njit(cache=True)
+def _pairs_above(iou, threshold):
+    """Pairs with ``iou > threshold`` and whether they are one-to-one."""
+    n, m = iou.shape
+    rows = np.empty(n * m, np.int64)
+    cols = np.empty(n * m, np.int64)
+    row_used = np.zeros(n, np.bool_)
+    col_used = np.zeros(m, np.bool_)
+    k = 0
+    unique = True
+    for i in range(n):
+        for j in range(m):
+            if iou[i, j] > threshold:
+                rows[k] = i
+                cols[k] = j
+                k += 1
+                if row_used[i] or col_used[j]:
+                    unique = False
+                row_used[i] = True
+                col_used[j] = True
+    return rows[:k], cols[:k], unique
+
+
+def sort_associate(iou: np.ndarray, threshold: float) -> tuple[list, list, list]:
     """SORT's association, exactly: Hungarian on ``-iou``, then drop pairs below threshold.
 
     Unlike :func:`trackers.association.assign` the assignment runs before thresholding,
-    as in the reference. Returns ``matches (K, 2)`` as ``(det, track)``, the unmatched
-    detections (first those never assigned, then those dropped, as the reference orders
-    them) and the unmatched tracks.
+    as in the reference; when the pairs above the threshold are already one-to-one they
+    are the result and the solver is skipped (the reference's fast path).
+
+    Returns:
+        Matched detection rows, their track columns, and the unmatched detections (first
+        those never assigned, then those dropped, as the reference orders them), as lists:
+        these are a handful of indices, for which Python is quicker than numpy.
     """
     n_det, n_trk = iou.shape
     if n_trk == 0 or n_det == 0:
-        return EMPTY_MATCHES, np.arange(n_det), np.arange(n_trk)
-    above = iou > threshold
-    if above.sum(1).max() == 1 and above.sum(0).max() == 1:
-        matched = np.argwhere(above)
+        return [], [], list(range(n_det))
+    rows, cols, unique = _pairs_above(iou, threshold)
+    if not len(rows):
+        # Nothing above the threshold: nothing can pass it.
+        return [], [], list(range(n_det))
+    if unique:
+        d, t = rows.tolist(), cols.tolist()
+        dropped: list = []
     else:
         rows, cols = linear_sum_assignment(-iou)
-        matched = np.stack([rows, cols], axis=1)
-    good = iou[matched[:, 0], matched[:, 1]] >= threshold
-    det_free = np.ones(n_det, bool)
-    det_free[matched[:, 0]] = False
-    trk_free = np.ones(n_trk, bool)
-    trk_free[matched[good, 1]] = False
-    unmatched_dets = np.concatenate([np.flatnonzero(det_free), matched[~good, 0]])
-    return matched[good], unmatched_dets, np.flatnonzero(trk_free)
+        good = iou[rows, cols] >= threshold
+        d, t = rows[good].tolist(), cols[good].tolist()
+        dropped = rows[~good].tolist()
+    taken = set(d).union(dropped)
+    return d, t, [i for i in range(n_det) if i not in taken] + dropped
 
 
 class Sort:
@@ -89,8 +144,8 @@ class Sort:
         """Forget every track; ids start again at 1."""
         self._next_id = 1
         self.frame_count = 0
-        # Per track: mean rows 0-1, covariance rows 2-4, over the 4 axes (see kalman).
-        self._kf = np.empty((0, 5, 4))
+        # Filter state of every track, (5, N, 4) (see kalman).
+        self._kf = np.empty((5, 0, 4))
         self._int = np.empty((0, 6), np.int64)
         self._conf = np.empty(0, np.float32)
         self._shown = np.empty(0, bool)
@@ -108,74 +163,67 @@ class Sort:
         """Advance all tracks by ``period`` frames and match them to ``detections``."""
         self.frame_count += 1
         kf, ints = self._kf, self._int
-        mean, cov = kf[:, 0:2], kf[:, 2:5]
-        # The reference stops the area from shrinking through zero.
-        stop = mean[:, 1, 2] + mean[:, 0, 2] <= 0
-        if stop.any():
-            mean[stop, 1, 2] = 0.0
-        for _ in range(period):
-            kalman.predict(mean, cov, _Q_POS, _Q_VEL, _DT)
-        ints[ints[:, _SINCE] > 0, _STREAK] = 0
-        ints[:, _SINCE] += period
-        ints[:, _AGE] += period
-        predicted = xysr_to_xyxy(mean[:, 0])
-        bad = np.isnan(predicted).any(axis=1)
-        if bad.any():
-            keep = ~bad
-            kf, ints, predicted = kf[keep], ints[keep], predicted[keep]
-            self._conf = self._conf[keep]
-            mean, cov = kf[:, 0:2], kf[:, 2:5]
+        if len(ints):
+            for _ in range(period):
+                _stop_shrinking(kf)
+                kalman.predict(kf, _Q_POS, _Q_VEL)
+            _age(ints, period)
+            predicted = xysr_to_xyxy(kf[0])
+            if not np.isfinite(predicted.sum()):
+                keep = np.isfinite(predicted).all(axis=1)
+                kf, ints, predicted = kf[:, keep], ints[keep], predicted[keep]
+                self._conf = self._conf[keep]
+        else:
+            predicted = np.empty((0, 4))
 
         boxes = detections.xyxy.astype(np.float64)
+        z = xyxy_to_xysr(boxes)
         iou = iou_matrix(boxes, predicted)
         if self.class_aware and iou.size:
             iou[detections.class_id[:, None] != ints[None, :, _CLASS]] = 0.0
-        matches, new_dets, _ = sort_associate(iou, self.iou_threshold)
+        d, t, new_dets = sort_associate(iou, self.iou_threshold)
 
-        z = xyxy_to_xysr(boxes)
         det_of_track = np.full(len(ints), -1)
-        if len(matches):
-            d, t = matches[:, 0], matches[:, 1]
-            m_mean, m_cov = mean[t], cov[t]
-            kalman.update(m_mean, m_cov, z[d], _R)
-            mean[t], cov[t] = m_mean, m_cov
-            ints[t, _SINCE] = 0
-            ints[t, _HITS] += 1
-            ints[t, _STREAK] += 1
-            self._conf[t] = detections.confidence[d]
-            det_of_track[t] = d
-        if len(new_dets):
+        if d:
+            t_rows = np.array(t)
+            kalman.update(kf, z[d], _R, rows=t_rows)
+            _hit(ints, t_rows)
+            det_of_track[t_rows] = d
+        if new_dets:
             n = len(new_dets)
-            new_mean, new_cov = kalman.initiate(z[new_dets], _P0_POS, _P0_VEL)
             new_ints = np.zeros((n, 6), np.int64)
             new_ints[:, _ID] = np.arange(self._next_id, self._next_id + n)
             new_ints[:, _CLASS] = detections.class_id[new_dets]
             self._next_id += n
-            kf = np.concatenate([kf, np.concatenate([new_mean, new_cov], axis=1)])
+            born = kalman.initiate(z[new_dets], _P0_POS, _P0_VEL)
+            kf = np.concatenate([kf, born], axis=1)
             ints = np.concatenate([ints, new_ints])
-            self._conf = np.concatenate([self._conf, detections.confidence[new_dets]])
             det_of_track = np.concatenate([det_of_track, new_dets])
 
         since = ints[:, _SINCE]
-        shown = (since < 1) & (
-            (ints[:, _STREAK] >= self.min_hits) | (self.frame_count <= self.min_hits)
+        shown = since < 1
+        if self.frame_count > self.min_hits:
+            shown &= ints[:, _STREAK] >= self.min_hits
+        out = np.flatnonzero(shown)
+        rows = det_of_track[out]
+        result = detections.take(
+            rows, ints[out, _ID], track_xyxy=xysr_to_xyxy(kf[0, out]).astype(np.float32)
         )
-        out_rows = np.flatnonzero(shown)
-        result = detections[det_of_track[out_rows]].with_tracker_id(
-            ints[out_rows, _ID],
-            track_xyxy=xysr_to_xyxy(kf[out_rows, 0]).astype(np.float32),
-        )
+        # Confidence of each track's last detection, for predict().
+        conf = np.zeros(len(ints), np.float32)
+        conf[out] = result.confidence
         alive = since <= self.max_age
-        self._kf, self._int = kf[alive], ints[alive]
-        self._conf, self._shown = self._conf[alive], shown[alive]
+        if alive.all():
+            self._kf, self._int, self._shown, self._conf = kf, ints, shown, conf
+        else:
+            self._kf, self._int = kf[:, alive], ints[alive]
+            self._shown, self._conf = shown[alive], conf[alive]
         return result
 
     def predict(self, steps: int) -> Detections:
         """The tracks reported by the last ``update``, moved ``steps`` frames ahead."""
         rows = np.flatnonzero(self._shown)
-        mean = self._kf[rows, 0:2].copy()
-        mean[:, 0] += steps * _DT * mean[:, 1]
-        xyxy = xysr_to_xyxy(mean[:, 0])
+        xyxy = xysr_to_xyxy(self._kf[0, rows] + steps * self._kf[1, rows])
         return Detections(
             xyxy, self._conf[rows], self._int[rows, _CLASS], self._int[rows, _ID],
             {"track_xyxy": xyxy.astype(np.float32)},

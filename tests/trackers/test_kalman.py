@@ -5,7 +5,7 @@ import pytest
 from filterpy.kalman import KalmanFilter
 
 from trackers import kalman
-from trackers.sort import _DT, _P0_POS, _P0_VEL, _Q_POS, _Q_VEL, _R
+from trackers.sort import _P0_POS, _P0_VEL, _Q_POS, _Q_VEL, _R
 
 
 def sort_filterpy(z0: np.ndarray) -> KalmanFilter:
@@ -28,20 +28,21 @@ def test_sort_model_matches_filterpy_step_by_step():
     n = 5
     z = np.column_stack([rng.uniform(0, 500, n), rng.uniform(0, 400, n), rng.uniform(500, 5000, n), rng.uniform(0.3, 0.6, n)])
     refs = [sort_filterpy(z[i]) for i in range(n)]
-    mean, cov = kalman.initiate(z, _P0_POS, _P0_VEL)
+    state = kalman.initiate(z, _P0_POS, _P0_VEL)
     for step in range(30):
-        kalman.predict(mean, cov, _Q_POS, _Q_VEL, _DT)
+        kalman.predict(state, _Q_POS, _Q_VEL)
         for kf in refs:
             kf.predict()
         observed = rng.random(n) < 0.7  # some tracks miss a measurement
         z = z + np.column_stack([rng.normal(3, 1, n), rng.normal(-2, 1, n), rng.normal(20, 5, n), rng.normal(0, 0.01, n)])
         rows = np.flatnonzero(observed)
-        m, c = mean[rows], cov[rows]
-        kalman.update(m, c, z[rows], _R)
-        mean[rows], cov[rows] = m, c
+        sub = state[:, rows]
+        kalman.update(sub, z[rows], _R)
+        state[:, rows] = sub
         for i in rows:
             refs[i].update(z[i].reshape(4, 1))
-        x, p = kalman.to_full(mean, cov, velocity_axes=3)
+        x, p = kalman.to_full(state, velocity_axes=3)
+        assert (state[1, :, 3] == 0).all() and (state[3, :, 3] == 0).all()  # r stays without velocity
         for i, kf in enumerate(refs):
             np.testing.assert_allclose(x[i], kf.x[:, 0], rtol=1e-9, atol=1e-9, err_msg=f"step {step}")
             np.testing.assert_allclose(p[i], kf.P, rtol=1e-9, atol=1e-9, err_msg=f"step {step}")
@@ -56,7 +57,7 @@ def test_bytetrack_model_matches_filterpy_with_per_track_noise():
     h = z[:, 3]
     p_pos = np.column_stack([2 * wp * h, 2 * wp * h, np.full(n, 1e-2), 2 * wp * h]) ** 2
     p_vel = np.column_stack([10 * wv * h, 10 * wv * h, np.full(n, 1e-5), 10 * wv * h]) ** 2
-    mean, cov = kalman.initiate(z, p_pos, p_vel)
+    kf_ours = kalman.initiate(z, p_pos, p_vel)
     refs = []
     for i in range(n):
         kf = KalmanFilter(dim_x=8, dim_z=4)
@@ -68,20 +69,20 @@ def test_bytetrack_model_matches_filterpy_with_per_track_noise():
         kf.P = np.diag(np.r_[p_pos[i], p_vel[i]])
         refs.append(kf)
     for step in range(20):
-        h = mean[:, 0, 3].copy()
+        h = kf_ours[0, :, 3].copy()
         q_pos = np.column_stack([wp * h, wp * h, np.full(n, 1e-2), wp * h]) ** 2
         q_vel = np.column_stack([wv * h, wv * h, np.full(n, 1e-5), wv * h]) ** 2
-        kalman.predict(mean, cov, q_pos, q_vel, np.ones(4))
+        kalman.predict(kf_ours, q_pos, q_vel)
         for i, kf in enumerate(refs):
             kf.Q = np.diag(np.r_[q_pos[i], q_vel[i]])
             kf.predict()
         z = z + rng.normal(0, 2, z.shape) * [1, 1, 0.001, 1]
-        h = mean[:, 0, 3].copy()
+        h = kf_ours[0, :, 3].copy()
         r = np.column_stack([wp * h, wp * h, np.full(n, 1e-1), wp * h]) ** 2
-        kalman.update(mean, cov, z, r)
+        kalman.update(kf_ours, z, r)
         for i, kf in enumerate(refs):
             kf.update(z[i].reshape(4, 1), R=np.diag(r[i]))
-        x, p = kalman.to_full(mean, cov, velocity_axes=4)
+        x, p = kalman.to_full(kf_ours, velocity_axes=4)
         for i, kf in enumerate(refs):
             np.testing.assert_allclose(x[i], kf.x[:, 0], rtol=1e-9, atol=1e-7, err_msg=f"step {step}")
             np.testing.assert_allclose(p[i], kf.P, rtol=1e-9, atol=1e-9, err_msg=f"step {step}")
