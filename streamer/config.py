@@ -64,6 +64,7 @@ class DetectorConfig(_Section):
     max_det: int = Field(300, ge=1)
     device: str = "auto"
     half: bool | None = None
+    threads: int | None = Field(None, ge=1, description="torch CPU threads (default: all cores)")
     rect: bool = True
     batch: int = Field(8, ge=1, description="frames per forward pass")
     max_wait_ms: float = Field(5.0, ge=0, description="longest wait to fill a batch")

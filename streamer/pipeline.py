@@ -70,7 +70,7 @@ def build_detector(config: Config):
         return cls(d.detections, conf=d.conf if "conf" in d.model_fields_set else 0.0)
     return cls(
         weights=d.weights, imgsz=d.imgsz, conf=d.conf, iou=d.iou, classes=d.classes,
-        max_det=d.max_det, device=d.device, half=d.half, rect=d.rect,
+        max_det=d.max_det, device=d.device, half=d.half, rect=d.rect, threads=d.threads,
     )
 
 
@@ -242,6 +242,8 @@ class Pipeline:
         summary.seconds = time.perf_counter() - start
         summary.tracks = len(track_ids - {-1})
         summary.dropped = self.buffer.dropped
+        for step, seconds in getattr(self.detector, "seconds", {}).items():
+            self.times.add(f"detect.{step}", seconds, 0)
         summary.stage_ms = self.times.per_frame_ms(summary.frames)
         for name, attr in (("video", "video"), ("events", "events"), ("mot", "mot")):
             path = getattr(self.config.output, attr)
