@@ -41,7 +41,9 @@ test: $(STAMP)
 	$(PY) -m pytest -q
 
 bench: $(STAMP)
-	$(PY) benchmarks/sort_speed.py
+	$(PY) -m pip install -q -e '.[bench]'
+	$(PY) benchmarks/tracker_speed.py
+	$(PY) benchmarks/tracker_accuracy.py
 	$(PY) benchmarks/pipeline_vs_ultralytics.py
 
 clean:
