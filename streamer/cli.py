@@ -99,10 +99,13 @@ def _print_summary(s: Any) -> None:
 
 
 def cmd_track(args: argparse.Namespace) -> int:
+    from streamer.config import load_config
     from streamer.evaluation import track_folder
 
-    run = track_folder(args.det_root, args.out, args.tracker)
-    print(f"{args.tracker}: {len(run.sequences)} sequences, {run.frames} frames, {run.fps:.0f} frames/s (tracking only)")
+    overrides = {"tracker": {"name": args.tracker}} if args.tracker else None
+    tracker = load_config(args.config, overrides).tracker
+    run = track_folder(args.det_root, args.out, tracker.name, tracker.params)
+    print(f"{tracker.name}: {len(run.sequences)} sequences, {run.frames} frames, {run.fps:.0f} frames/s (tracking only)")
     print(f"results: {args.out}")
     return 0
 
@@ -137,7 +140,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p = sub.add_parser("track", help="track every DET_ROOT/<seq>/det/det.txt into OUT/<seq>.txt")
     p.add_argument("det_root")
     p.add_argument("--out", required=True)
-    p.add_argument("--tracker", default="ocsort", choices=["sort", "bytetrack", "ocsort"])
+    p.add_argument("--tracker", choices=["sort", "bytetrack", "ocsort"], help="default ocsort, or the config's")
+    p.add_argument("--config", help="YAML whose tracker section (name, params) is used")
     p = sub.add_parser("eval", help="HOTA/MOTA/IDF1/IDSW of MOT results with TrackEval")
     p.add_argument("gt_root", help="folder of <seq>/gt/gt.txt and <seq>/seqinfo.ini")
     p.add_argument("results", help="folder of <seq>.txt result files")

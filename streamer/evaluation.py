@@ -80,7 +80,10 @@ def track_folder(
         kwargs = dict(tracker_args or {})
         if tracker != "sort":
             kwargs.setdefault("frame_rate", fps)
-        trk = create_tracker(tracker, **kwargs)
+        try:
+            trk = create_tracker(tracker, **kwargs)
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"tracker.params: {exc}") from None
         start = time.perf_counter()
         results = [trk.update(dets) for dets in frames]
         seconds += time.perf_counter() - start

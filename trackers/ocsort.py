@@ -18,6 +18,7 @@ original reports the observations. ``inertia`` defaults to 0.1 rather than the p
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
@@ -25,11 +26,13 @@ from streamer.types import Detections
 from trackers import kalman
 from trackers.association import EMPTY_MATCHES, iou_matrix
 from trackers.base import xysr_to_xyxy, xyxy_to_xysr
-from trackers.sort import _P0_POS, _P0_VEL, _Q_POS, _Q_VEL, _R, _stop_shrinking
+from trackers.sort import _P0_POS, _P0_VEL, _Q_POS, _Q_VEL, _R, _pairs_above, _stop_shrinking
 
 __all__ = ["OcSort"]
 
 _ID, _CLASS, _HITS, _STREAK, _SINCE, _AGE, _OBSERVED, _HAS_OBS = range(8)
+# SORT's noise as the 2-D arrays the compiled kernels take.
+_Q_POS2, _Q_VEL2, _R2 = _Q_POS[None], _Q_VEL[None], _R[None]
 _NEVER = -(10**9)
 
 
@@ -40,15 +43,78 @@ def _predict_sort(kf: np.ndarray, steps: int) -> None:
         kalman.predict(kf, _Q_POS, _Q_VEL)
 
 
-def _directions(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
-    """Unit vectors ``(dy, dx)`` from the centres of ``src`` ``(M, 4)`` to ``dst`` ``(N, 4)``.
+@numba.njit(cache=True)
+def _direction(x1a, y1a, x2a, y2a, x1b, y1b, x2b, y2b):
+    """Unit vector ``(dy, dx)`` from the centre of box a to the centre of box b."""
+    dx = (x1b + x2b) / 2.0 - (x1a + x2a) / 2.0
+    dy = (y1b + y2b) / 2.0 - (y1a + y2a) / 2.0
+    norm = np.sqrt(dx * dx + dy * dy) + 1e-6
+    return dy / norm, dx / norm
 
-    Returns ``(M, N, 2)``.
-    """
-    cs = (src[:, 0:2] + src[:, 2:4]) / 2.0
-    cd = (dst[:, 0:2] + dst[:, 2:4]) / 2.0
-    d = cd[None, :, ::-1] - cs[:, None, ::-1]
-    return d / (np.sqrt((d**2).sum(-1, keepdims=True)) + 1e-6)
+
+@numba.njit(cache=True)
+def _row_directions(src, dst, out, rows):
+    """``out[rows[k]]`` = direction from ``src[k]`` to ``dst[k]``."""
+    for k in range(src.shape[0]):
+        dy, dx = _direction(src[k, 0], src[k, 1], src[k, 2], src[k, 3], dst[k, 0], dst[k, 1], dst[k, 2], dst[k, 3])
+        out[rows[k], 0] = dy
+        out[rows[k], 1] = dx
+
+
+@numba.njit(cache=True)
+def _momentum_cost(prev, boxes, vel, valid, scores, inertia):
+    """OCM: ``(N, M)`` agreement between each track's direction ``vel`` and the direction
+    from its older observation ``prev`` to each detection, as OC-SORT scores it:
+    ``(pi/2 - |angle|) / pi * inertia * score``."""
+    n, m = boxes.shape[0], prev.shape[0]
+    out = np.zeros((n, m))
+    for j in range(m):
+        if not valid[j]:
+            continue
+        for i in range(n):
+            dy, dx = _direction(prev[j, 0], prev[j, 1], prev[j, 2], prev[j, 3], boxes[i, 0], boxes[i, 1], boxes[i, 2], boxes[i, 3])
+            cos = min(1.0, max(-1.0, vel[j, 0] * dy + vel[j, 1] * dx))
+            out[i, j] = (np.pi / 2.0 - abs(np.arccos(cos))) / np.pi * inertia * scores[i]
+    return out
+
+
+@numba.njit(cache=True)
+def _previous_obs(last, ring, ring_age, age, delta_t):
+    """Per track the observation ``delta_t`` frames back, else the nearest younger one in
+    that window, else the last one (OC-SORT's ``k_previous_obs``)."""
+    n = last.shape[0]
+    size = ring.shape[1]
+    out = np.empty((n, 4))
+    for i in range(n):
+        out[i] = last[i, :4]
+        for dt in range(delta_t, 0, -1):
+            slot = (age[i] - dt) % size
+            if ring_age[i, slot] == age[i] - dt:
+                out[i] = ring[i, slot]
+                break
+    return out
+
+
+@numba.njit(cache=True)
+def _virtual_path(kf, z_old, z_new, gap, q_pos, q_vel, r):
+    """ORU: from the filter at the last observation (``kf`` ``(5, 1, 4)``, in place),
+    predict and update along a straight path of centre, width and height to ``z_new``
+    (both ``x, y, s, r``) over ``gap`` frames."""
+    w0, h0 = np.sqrt(z_old[2] * z_old[3]), np.sqrt(z_old[2] / z_old[3])
+    w1, h1 = np.sqrt(z_new[2] * z_new[3]), np.sqrt(z_new[2] / z_new[3])
+    z = np.empty((1, 4))
+    row = np.zeros(1, np.int64)
+    for step in range(1, gap + 1):
+        f = step / gap
+        w = w0 + f * (w1 - w0)
+        h = h0 + f * (h1 - h0)
+        z[0, 0] = z_old[0] + f * (z_new[0] - z_old[0])
+        z[0, 1] = z_old[1] + f * (z_new[1] - z_old[1])
+        z[0, 2] = w * h
+        z[0, 3] = w / h
+        _stop_shrinking(kf)
+        kalman._predict(kf, q_pos, q_vel)
+        kalman._update(kf, row, z, r)
 
 
 class OcSort:
@@ -114,24 +180,14 @@ class OcSort:
         return self._int[:, _ID].copy()
 
     def _keep(self, mask: np.ndarray) -> None:
+        if mask.all():
+            return
         self._kf, self._saved = self._kf[:, mask], self._saved[:, mask]
         for name in ("_int", "_last", "_ring", "_ring_age", "_vel"):
             setattr(self, name, getattr(self, name)[mask])
 
     def _previous_obs(self) -> np.ndarray:
-        """Per track the observation ``delta_t`` frames back (else the nearest younger one
-        in that window, else the last one), as OC-SORT's ``k_previous_obs``."""
-        age = self._int[:, _AGE]
-        out = self._last[:, :4].copy()
-        found = np.zeros(len(age), bool)
-        rows = np.arange(len(age))
-        ring = self.delta_t + 1
-        for dt in range(self.delta_t, 0, -1):
-            slot = (age - dt) % ring
-            hit = ~found & (self._ring_age[rows, slot] == age - dt)
-            out[hit] = self._ring[rows[hit], slot[hit]]
-            found |= hit
-        return out
+        return _previous_obs(self._last, self._ring, self._ring_age, self._int[:, _AGE], self.delta_t)
 
     def _observe(self, t: np.ndarray, boxes: np.ndarray, scores: np.ndarray) -> None:
         """Tracks ``t`` observed ``boxes`` ``(K, 4)``: direction, history, filter."""
@@ -139,8 +195,7 @@ class OcSort:
         had = ints[t, _HAS_OBS] == 1
         if had.any():
             th = t[had]
-            prev = self._previous_obs()[th]
-            self._vel[th] = _directions(prev, boxes[had])[np.arange(len(th)), np.arange(len(th))]
+            _row_directions(self._previous_obs()[th], boxes[had], self._vel, th)
         age = ints[t, _AGE]
         slot = age % (self.delta_t + 1)
         self._ring[t, slot] = boxes
@@ -164,17 +219,9 @@ class OcSort:
     def _reupdate(self, i: int, z_new: np.ndarray) -> None:
         """ORU: rewind track ``i`` to its last observation and re-run the filter along a
         straight path (centre, width, height) to ``z_new`` over the frames it was lost."""
-        gap = int(self._int[i, _SINCE])
-        z_old = xyxy_to_xysr(self._last[i : i + 1, :4])[0]
-        wh_old = np.array([np.sqrt(z_old[2] * z_old[3]), np.sqrt(z_old[2] / z_old[3])])
-        wh_new = np.array([np.sqrt(z_new[2] * z_new[3]), np.sqrt(z_new[2] / z_new[3])])
         kf = self._saved[:, i : i + 1].copy()
-        for step in range(1, gap + 1):
-            f = step / gap
-            xy = z_old[:2] + f * (z_new[:2] - z_old[:2])
-            w, h = wh_old + f * (wh_new - wh_old)
-            _predict_sort(kf, 1)
-            kalman.update(kf, np.array([[xy[0], xy[1], w * h, w / h]]), _R)
+        z_old = xyxy_to_xysr(self._last[i : i + 1, :4])[0]
+        _virtual_path(kf, z_old, z_new, int(self._int[i, _SINCE]), _Q_POS2, _Q_VEL2, _R2)
         self._kf[:, i] = kf[:, 0]
 
     def update(self, detections: Detections, *, period: int = 1) -> Detections:
@@ -220,8 +267,8 @@ class OcSort:
                 d, t = u_det[r[ok]], u_trk[c[ok]]
                 self._observe(t, boxes[d], scores[d])
                 det_of_track[t] = rows[d]
-                u_det = np.setdiff1d(u_det, d)
-                u_trk = np.setdiff1d(u_trk, t)
+                u_det = u_det[~np.isin(u_det, d)]
+                u_trk = u_trk[~np.isin(u_trk, t)]
         ints[u_trk, _OBSERVED] = 0
 
         if len(u_det):
@@ -247,21 +294,19 @@ class OcSort:
         n_det, n_trk = iou.shape
         if n_det == 0 or n_trk == 0:
             return EMPTY_MATCHES, np.arange(n_det), np.arange(n_trk)
-        prev = self._previous_obs()
-        direction = _directions(prev, boxes)  # (M, N, 2)
-        vel = self._vel
-        cos = np.clip((vel[:, None, :] * direction).sum(-1), -1.0, 1.0)
-        angle = (np.pi / 2.0 - np.abs(np.arccos(cos))) / np.pi
-        valid = self._int[:, _HAS_OBS] == 1
-        angle_cost = (valid[:, None] * angle * self.inertia).T * scores[:, None]
-        above = iou > self.iou_threshold
-        if above.sum(1).max() == 1 and above.sum(0).max() == 1:
-            matched = np.argwhere(above)
+        rows, cols, unique = _pairs_above(iou, self.iou_threshold)
+        if not len(rows):
+            # nothing above the threshold: no pair can be kept
+            matched = EMPTY_MATCHES
+        elif unique:
+            matched = np.stack([rows, cols], axis=1)
         else:
+            # The momentum term only matters where pairs compete.
+            valid = self._int[:, _HAS_OBS] == 1
+            angle_cost = _momentum_cost(self._previous_obs(), boxes, self._vel, valid, scores, self.inertia)
             r, c = linear_sum_assignment(-(iou + angle_cost))
-            matched = np.stack([r, c], axis=1)
-        good = iou[matched[:, 0], matched[:, 1]] >= self.iou_threshold
-        matched = matched[good]
+            good = iou[r, c] >= self.iou_threshold
+            matched = np.stack([r[good], c[good]], axis=1)
         det_free = np.ones(n_det, bool)
         det_free[matched[:, 0]] = False
         trk_free = np.ones(n_trk, bool)

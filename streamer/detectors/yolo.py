@@ -74,6 +74,8 @@ class YoloDetector:
             (as ultralytics' predictor does) instead of an ``imgsz`` square.
         threads: torch CPU threads for the forward pass (process-wide); default all
             cores. (Loading weights through ultralytics leaves torch at cores - 1.)
+        torch_letterbox: Letterbox with torch on the model's device (default: on CUDA,
+            where the uint8 frames are uploaded and resized on the GPU) instead of cv2.
     """
 
     def __init__(
@@ -88,6 +90,7 @@ class YoloDetector:
         half: bool | None = None,
         rect: bool = True,
         threads: int | None = None,
+        torch_letterbox: bool | None = None,
     ) -> None:
         self.device = select_device(device)
         yolo = _load(weights)
@@ -110,6 +113,7 @@ class YoloDetector:
         self.imgsz = -(-imgsz // self.stride) * self.stride
         self.conf, self.iou, self.classes, self.max_det = conf, iou, classes, max_det
         self.rect = rect
+        self.torch_letterbox = self.device.type == "cuda" if torch_letterbox is None else torch_letterbox
         # Seconds spent per step, summed over calls (the pipeline reports them per frame).
         self.seconds = {"preprocess": 0.0, "forward": 0.0, "nms": 0.0}
 
@@ -124,13 +128,14 @@ class YoloDetector:
     def preprocess(self, images: Sequence[np.ndarray]) -> tuple[torch.Tensor, list[Letterbox]]:
         """``(B, 3, H, W)`` network input in 0-1 and the letterbox of each image.
 
-        On CUDA the uint8 frames are uploaded and letterboxed on the GPU; on the CPU
-        cv2 letterboxes straight into one preallocated batch array.
+        With ``torch_letterbox`` (the default on CUDA) the uint8 frames are uploaded and
+        letterboxed on the model's device; otherwise cv2 letterboxes straight into one
+        preallocated batch array.
         """
         boxes = self.letterboxes([im.shape[:2] for im in images])
         dst = boxes[0].dst
         dtype = torch.float16 if self.half else torch.float32
-        if self.device.type == "cuda":
+        if self.torch_letterbox:
             batch = torch.empty(
                 (len(images), 3, *dst), device=self.device, dtype=dtype, memory_format=torch.channels_last
             )

@@ -118,3 +118,41 @@ def test_unknown_weights_name_says_what_to_do(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     with pytest.raises(ModelError, match=r"could not load weights 'yolo99x.pt'.*--weights /path/to/yolo99x.pt.*--detector mot"):
         YoloDetector("yolo99x.pt", device="cpu")
+
+
+def test_torch_letterbox_path_matches_cv2_path(detector, data):
+    """The path CUDA uses (torch letterbox on the model's device), run on the CPU."""
+    images = video_images(data / "video" / "pets09-s2l1-vtest.avi", 2)
+    images.append(np.ascontiguousarray(images[0][:301, :517]))
+    a, boxes_a = detector.preprocess(images[:2])
+    detector.torch_letterbox = True
+    try:
+        b, boxes_b = detector.preprocess(images[:2])
+        assert boxes_a == boxes_b and a.shape == b.shape
+        assert (a - b).abs().max().item() <= 1 / 255 + 1e-6  # one grey level
+        ours_torch = detector(frames_from(images))
+    finally:
+        detector.torch_letterbox = False
+    ours_cv2 = detector(frames_from(images))
+    for t, c in zip(ours_torch, ours_cv2):
+        assert len(t) == len(c) > 0
+        ra = sorted_rows(t.xyxy, t.confidence, t.class_id)
+        rb = sorted_rows(c.xyxy, c.confidence, c.class_id)
+        assert np.abs(ra[:, :4] - rb[:, :4]).max() <= 1.0
+        assert np.abs(ra[:, 4] - rb[:, 4]).max() <= 0.01
+
+
+def test_half_precision_path_runs_on_cpu(data):
+    """fp16 (the CUDA default) on the CPU: same boxes as fp32 within fp16 rounding."""
+    torch.manual_seed(0)
+    full = YoloDetector("yolov8n.yaml", conf=0.18, device="cpu", imgsz=320)
+    with torch.no_grad():
+        for seq in full.model.model[-1].cv3:
+            seq[-1].bias.normal_(-4, 1)
+            seq[-1].weight.normal_(0, 0.1)
+    half = YoloDetector("yolov8n.yaml", conf=0.18, device="cpu", imgsz=320, half=True)
+    half.model.load_state_dict({k: v.half() for k, v in full.model.state_dict().items()})
+    images = video_images(data / "video" / "pets09-s2l1-vtest.avi", 1)
+    (a,), (b,) = full(frames_from(images)), half(frames_from(images))
+    assert next(half.model.parameters()).dtype == torch.float16
+    assert len(a) > 0 and abs(len(a) - len(b)) <= max(2, len(a) // 10)

@@ -81,6 +81,20 @@ def test_track_and_eval_commands(data, tmp_path, capsys):
     assert "TUD-Campus" in out and "45.3" in out and "COMBINED" in out
 
 
+def test_track_with_config_params(data, tmp_path, capsys):
+    root = gt_root(data, tmp_path)
+    cfg = tmp_path / "t.yaml"
+    cfg.write_text("tracker:\n  name: sort\n  params:\n    min_hits: 1\n")
+    assert main(["track", str(root), "--out", str(tmp_path / "a"), "--config", str(cfg)]) == 0
+    assert main(["track", str(root), "--out", str(tmp_path / "b"), "--tracker", "sort"]) == 0
+    a = np.loadtxt(tmp_path / "a" / "TUD-Campus.txt", delimiter=",")
+    b = np.loadtxt(tmp_path / "b" / "TUD-Campus.txt", delimiter=",")
+    assert len(a) > len(b)  # min_hits=1 reports tracks sooner
+    cfg.write_text("tracker:\n  name: sort\n  params:\n    min_hit: 1\n")
+    assert main(["track", str(root), "--out", str(tmp_path / "c"), "--config", str(cfg)]) == 2
+    assert "tracker.params" in capsys.readouterr().err
+
+
 def test_eval_errors(data, tmp_path, capsys):
     root = gt_root(data, tmp_path)
     (tmp_path / "empty").mkdir()
