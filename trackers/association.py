@@ -10,17 +10,20 @@ import numba
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-__all__ = ["iou_matrix", "assign", "forbid_cross_class", "EMPTY_MATCHES"]
+__all__ = ["iou_matrix", "assign", "unmatched", "forbid_cross_class", "EMPTY_MATCHES"]
 
 EMPTY_MATCHES = np.empty((0, 2), dtype=np.intp)
 _BIG = 1e6
 
 
 @numba.njit(cache=True)
-def _iou(a, b, out):
+def _iou(a, b, class_a, class_b, out):
     for i in range(a.shape[0]):
         area_a = (a[i, 2] - a[i, 0]) * (a[i, 3] - a[i, 1])
         for j in range(b.shape[0]):
+            if class_a.shape[0] and class_a[i] != class_b[j]:
+                out[i, j] = 0.0
+                continue
             w = min(a[i, 2], b[j, 2]) - max(a[i, 0], b[j, 0])
             h = min(a[i, 3], b[j, 3]) - max(a[i, 1], b[j, 1])
             inter = max(0.0, w) * max(0.0, h)
@@ -28,14 +31,25 @@ def _iou(a, b, out):
             out[i, j] = inter / (area_a + area_b - inter)
 
 
-def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+_NO_CLASSES = np.empty(0, np.int64)
+
+
+def iou_matrix(
+    a: np.ndarray, b: np.ndarray, class_a: np.ndarray | None = None, class_b: np.ndarray | None = None
+) -> np.ndarray:
     """IoU of every box in ``a`` ``(N, 4)`` with every box in ``b`` ``(M, 4)``, xyxy.
 
     Returns ``(N, M)`` float64. The same arithmetic as SORT's ``iou_batch`` (union
     without clamping degenerate areas), so that its results are reproduced bit for bit.
+    With ``class_a`` ``(N,)`` and ``class_b`` ``(M,)``, pairs of different classes get 0.
     """
     out = np.empty((len(a), len(b)))
-    _iou(np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64), out)
+    if class_a is None:
+        class_a = class_b = _NO_CLASSES
+    _iou(
+        np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64),
+        np.asarray(class_a, dtype=np.int64), np.asarray(class_b, dtype=np.int64), out,
+    )
     return out
 
 
@@ -70,8 +84,13 @@ def assign(cost: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray, 
         rows, cols = linear_sum_assignment(np.where(ok, cost, _BIG))
         keep = ok[rows, cols]
         matches = np.stack([rows[keep], cols[keep]], axis=1)
+    return (matches, *unmatched(matches, n, m))
+
+
+def unmatched(matches: np.ndarray, n: int, m: int) -> tuple[np.ndarray, np.ndarray]:
+    """Rows of ``range(n)`` and columns of ``range(m)`` absent from ``matches`` ``(K, 2)``."""
     row_free = np.ones(n, bool)
     row_free[matches[:, 0]] = False
     col_free = np.ones(m, bool)
     col_free[matches[:, 1]] = False
-    return matches, np.flatnonzero(row_free), np.flatnonzero(col_free)
+    return np.flatnonzero(row_free), np.flatnonzero(col_free)

@@ -24,7 +24,7 @@ from scipy.optimize import linear_sum_assignment
 
 from streamer.types import Detections
 from trackers import kalman
-from trackers.association import EMPTY_MATCHES, iou_matrix
+from trackers.association import EMPTY_MATCHES, iou_matrix, unmatched
 from trackers.base import xysr_to_xyxy, xyxy_to_xysr
 from trackers.sort import _P0_POS, _P0_VEL, _Q_POS, _Q_VEL, _R, _pairs_above, _stop_shrinking
 
@@ -307,11 +307,7 @@ class OcSort:
             r, c = linear_sum_assignment(-(iou + angle_cost))
             good = iou[r, c] >= self.iou_threshold
             matched = np.stack([r[good], c[good]], axis=1)
-        det_free = np.ones(n_det, bool)
-        det_free[matched[:, 0]] = False
-        trk_free = np.ones(n_trk, bool)
-        trk_free[matched[:, 1]] = False
-        return matched, np.flatnonzero(det_free), np.flatnonzero(trk_free)
+        return (matched, *unmatched(matched, n_det, n_trk))
 
     def _add(self, boxes: np.ndarray, scores: np.ndarray, classes: np.ndarray) -> None:
         n = len(boxes)

@@ -25,6 +25,7 @@ _Q_VEL = np.array([0.01, 0.01, 0.0001, 0.0])
 _R = np.array([1.0, 1.0, 10.0, 10.0])
 _P0_POS = np.array([10.0, 10.0, 10.0, 10.0])
 _P0_VEL = np.array([10000.0, 10000.0, 10000.0, 0.0])
+_Q_POS2, _Q_VEL2 = _Q_POS[None], _Q_VEL[None]  # as the compiled kernels take them
 
 # Columns of the integer state.
 _ID, _CLASS, _HITS, _STREAK, _SINCE, _AGE = range(6)
@@ -39,13 +40,47 @@ def _stop_shrinking(kf):
 
 
 @numba.njit(cache=True)
-def _age(ints, period):
-    """Counters of a prediction step: a streak ends with a missed frame."""
+def _advance(kf, ints, period, q_pos, q_vel):
+    """``period`` prediction steps of SORT's filter, and the counters of a step: a hit
+    streak ends with a missed frame."""
+    for _ in range(period):
+        _stop_shrinking(kf)
+        kalman._predict(kf, q_pos, q_vel)
     for i in range(ints.shape[0]):
         if ints[i, _SINCE] > 0:
             ints[i, _STREAK] = 0
         ints[i, _SINCE] += period
         ints[i, _AGE] += period
+
+
+@numba.njit(cache=True)
+def _report(ints, pos, min_hits, everyone, max_age):
+    """Which tracks are reported (matched now, and with ``min_hits`` hits in a row unless
+    ``everyone``), their boxes, and which tracks stay alive."""
+    n = ints.shape[0]
+    shown = np.zeros(n, np.bool_)
+    alive = np.ones(n, np.bool_)
+    all_alive = True
+    count = 0
+    for i in range(n):
+        since = ints[i, _SINCE]
+        if since < 1 and (everyone or ints[i, _STREAK] >= min_hits):
+            shown[i] = True
+            count += 1
+        if since > max_age:
+            alive[i] = False
+            all_alive = False
+    rows = np.flatnonzero(shown)
+    boxes = np.empty((count, 4), np.float32)
+    for k in range(count):
+        x, y, area, ratio = pos[rows[k], 0], pos[rows[k], 1], pos[rows[k], 2], pos[rows[k], 3]
+        w = np.sqrt(area * ratio)
+        h = area / w
+        boxes[k, 0] = x - w / 2.0
+        boxes[k, 1] = y - h / 2.0
+        boxes[k, 2] = x + w / 2.0
+        boxes[k, 3] = y + h / 2.0
+    return rows, boxes, shown, alive, all_alive
 
 
 @numba.njit(cache=True)
@@ -164,10 +199,7 @@ class Sort:
         self.frame_count += 1
         kf, ints = self._kf, self._int
         if len(ints):
-            for _ in range(period):
-                _stop_shrinking(kf)
-                kalman.predict(kf, _Q_POS, _Q_VEL)
-            _age(ints, period)
+            _advance(kf, ints, period, _Q_POS2, _Q_VEL2)
             predicted = xysr_to_xyxy(kf[0])
             if not np.isfinite(predicted.sum()):
                 keep = np.isfinite(predicted).all(axis=1)
@@ -178,9 +210,10 @@ class Sort:
 
         boxes = detections.xyxy.astype(np.float64)
         z = xyxy_to_xysr(boxes)
-        iou = iou_matrix(boxes, predicted)
-        if self.class_aware and iou.size:
-            iou[detections.class_id[:, None] != ints[None, :, _CLASS]] = 0.0
+        if self.class_aware:
+            iou = iou_matrix(boxes, predicted, detections.class_id, ints[:, _CLASS])
+        else:
+            iou = iou_matrix(boxes, predicted)
         d, t, new_dets = sort_associate(iou, self.iou_threshold)
 
         det_of_track = np.full(len(ints), -1)
@@ -200,20 +233,14 @@ class Sort:
             ints = np.concatenate([ints, new_ints])
             det_of_track = np.concatenate([det_of_track, new_dets])
 
-        since = ints[:, _SINCE]
-        shown = since < 1
-        if self.frame_count > self.min_hits:
-            shown &= ints[:, _STREAK] >= self.min_hits
-        out = np.flatnonzero(shown)
-        rows = det_of_track[out]
-        result = detections.take(
-            rows, ints[out, _ID], track_xyxy=xysr_to_xyxy(kf[0, out]).astype(np.float32)
+        out, track_xyxy, shown, alive, all_alive = _report(
+            ints, kf[0], self.min_hits, self.frame_count <= self.min_hits, self.max_age
         )
+        result = detections.take(det_of_track[out], ints[out, _ID], track_xyxy=track_xyxy)
         # Confidence of each track's last detection, for predict().
         conf = np.zeros(len(ints), np.float32)
         conf[out] = result.confidence
-        alive = since <= self.max_age
-        if alive.all():
+        if all_alive:
             self._kf, self._int, self._shown, self._conf = kf, ints, shown, conf
         else:
             self._kf, self._int = kf[:, alive], ints[alive]
