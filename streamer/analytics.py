@@ -149,3 +149,260 @@ class TrackEvents:
             box=box,
             data=data,
         )
+
+
+def anchors_of(xyxy: np.ndarray, anchor: str) -> np.ndarray:
+    """``(N, 2)`` anchor points of boxes: bottom centre (feet) or centre."""
+    x = (xyxy[:, 0] + xyxy[:, 2]) / 2.0
+    y = xyxy[:, 3] if anchor == "bottom_center" else (xyxy[:, 1] + xyxy[:, 3]) / 2.0
+    return np.stack([x, y], axis=1).astype(np.float64)
+
+
+def inside_polygon(points: np.ndarray, polygon: np.ndarray) -> np.ndarray:
+    """``(N,)`` whether each point ``(N, 2)`` lies inside ``polygon`` ``(K, 2)`` (even-odd
+    rule; points on an edge may go either way)."""
+    x, y = points[:, 0:1], points[:, 1:2]
+    x1, y1 = polygon[:, 0], polygon[:, 1]
+    x2, y2 = np.roll(x1, -1), np.roll(y1, -1)
+    straddles = (y1 > y) != (y2 > y)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        x_cross = x1 + (y - y1) * (x2 - x1) / (y2 - y1)
+    return ((straddles & (x < x_cross)).sum(axis=1) % 2) == 1
+
+
+class _Classes:
+    """A class filter by name, resolved to ids once."""
+
+    def __init__(self, wanted: list[str] | None, names: dict[int, str]) -> None:
+        self.ids = None if wanted is None else {i for i, n in names.items() if n in wanted}
+
+    def __contains__(self, class_id: int) -> bool:
+        return self.ids is None or class_id in self.ids
+
+
+class LineCounter:
+    """Counts tracks crossing a directed line segment ``a -> b``.
+
+    A track's side is that of its anchor's signed distance to the line, updated only
+    when it is more than ``hysteresis`` pixels away: a track jittering on the line keeps
+    its side and counts once. A crossing counts when the side flips while the anchor
+    projects onto the segment. Left to right (as seen walking from ``a`` to ``b`` on the
+    image, y pointing down) is ``in``.
+    """
+
+    def __init__(self, name: str, a, b, hysteresis: float, classes: _Classes) -> None:
+        self.name = name
+        self.a = np.asarray(a, np.float64)
+        self.ab = np.asarray(b, np.float64) - self.a
+        self.length = float(np.hypot(*self.ab))
+        self.hysteresis = hysteresis
+        self.classes = classes
+        self.side: dict[int, int] = {}
+
+    def update(self, anchors: np.ndarray, track_ids: list[int], class_ids: list[int]) -> list[tuple[int, str]]:
+        """``(row, direction)`` of the tracks that crossed at this frame."""
+        rel = anchors - self.a
+        distance = (self.ab[0] * rel[:, 1] - self.ab[1] * rel[:, 0]) / self.length
+        along = (rel @ self.ab) / self.length**2
+        crossed = []
+        for i, (tid, cls) in enumerate(zip(track_ids, class_ids)):
+            if cls not in self.classes:
+                continue
+            d = distance[i]
+            side = 1 if d > self.hysteresis else -1 if d < -self.hysteresis else 0
+            if side == 0:
+                continue
+            before = self.side.get(tid)
+            self.side[tid] = side
+            if before is not None and before != side and 0.0 <= along[i] <= 1.0:
+                crossed.append((i, "in" if side > 0 else "out"))
+        return crossed
+
+    def drop(self, track_id: int) -> None:
+        self.side.pop(track_id, None)
+
+
+@dataclass
+class _Visit:
+    since: float
+    since_frame: int
+    last_inside: float
+    announced: bool = False
+
+
+class ZoneWatcher:
+    """Tracks inside a polygon: ``zone_entered`` once a track has been inside
+    ``min_dwell`` seconds, ``zone_exited`` (with the dwell) when it leaves or ends."""
+
+    def __init__(self, name: str, polygon, min_dwell: float, classes: _Classes) -> None:
+        self.name = name
+        self.polygon = np.asarray(polygon, np.float64)
+        self.min_dwell = min_dwell
+        self.classes = classes
+        self.visits: dict[int, _Visit] = {}
+
+    def update(self, anchors: np.ndarray, track_ids: list[int], class_ids: list[int], frame: int, pts: float):
+        """``(row, kind, visit)`` for this frame: kind is ``entered`` or ``exited``."""
+        inside = inside_polygon(anchors, self.polygon) if len(anchors) else np.zeros(0, bool)
+        out = []
+        for i, (tid, cls) in enumerate(zip(track_ids, class_ids)):
+            if cls not in self.classes:
+                continue
+            visit = self.visits.get(tid)
+            if inside[i]:
+                if visit is None:
+                    visit = self.visits[tid] = _Visit(pts, frame, pts)
+                visit.last_inside = pts
+                if not visit.announced and pts - visit.since >= self.min_dwell:
+                    visit.announced = True
+                    out.append((i, "entered", visit))
+            elif visit is not None:
+                del self.visits[tid]
+                if visit.announced:
+                    out.append((i, "exited", visit))
+        return out
+
+    def end(self, track_id: int) -> _Visit | None:
+        """The announced visit of a track that ended (its state goes with it)."""
+        visit = self.visits.pop(track_id, None)
+        return visit if visit is not None and visit.announced else None
+
+
+class Analytics:
+    """Every event of one source: track lifecycle, lines, zones and interval counts.
+
+    Per frame, in this order: ``track_started``, ``line_crossed``, ``zone_entered`` /
+    ``zone_exited``, then for tracks that ended their open ``zone_exited`` and
+    ``track_ended``, then ``count`` events for the intervals that closed. All per-track
+    state is dropped when the track ends.
+
+    Args:
+        source_id: Source named in events.
+        names: Class id to name (of the detector).
+        config: ``streamer.config.AnalyticsConfig``.
+        frame_size: ``(height, width)``, to scale normalized coordinates.
+        end_after: Frames unreported before a track ends, where the tracker gives no ids.
+        live: Whether wall-clock times go into events.
+    """
+
+    def __init__(self, source_id: str, names: dict[int, str], config, frame_size: tuple[int, int],
+                 end_after: int = 30, live: bool = False) -> None:
+        self.tracks = TrackEvents(source_id, names, end_after, live)
+        self.source_id = source_id
+        self.names = names
+        self.anchor = config.anchor
+        h, w = frame_size
+
+        def scale(points, normalized):
+            pts = np.asarray(points, np.float64)
+            return pts * [w, h] if normalized else pts
+
+        self.lines = [
+            LineCounter(c.name, *scale(c.points, c.normalized), c.hysteresis, _Classes(c.classes, names))
+            for c in config.lines
+        ]
+        self.zones = [
+            ZoneWatcher(c.name, scale(c.points, c.normalized), c.min_dwell, _Classes(c.classes, names))
+            for c in config.zones
+        ]
+        self.interval = config.count_interval
+        self._interval_start: float | None = None
+        self._counts: dict[tuple[str, str], dict[str, int]] = {}
+        self._last = (0, 0.0, None)  # frame, pts, wall time of the last frame seen
+
+    def _event(self, kind: str, key: str, frame: int, pts: float, wall, tracks: Detections | None,
+               row: int | None, data: dict) -> Event:
+        fields = {}
+        if tracks is not None and row is not None:
+            cls = int(tracks.class_id[row])
+            fields = dict(
+                track_id=int(tracks.tracker_id[row]), class_id=cls, class_name=self.names.get(cls, str(cls)),
+                confidence=round(float(tracks.confidence[row]), 4),
+                box=tuple(round(float(v), 2) for v in tracks.xyxy[row]),
+            )
+        tid = fields.get("track_id")
+        return Event(
+            id=event_id(self.source_id, f"{kind}:{key}", tid, frame), type=kind, source_id=self.source_id,
+            frame=frame, pts=round(pts, 6), wall_time=wall, data=data, **fields,
+        )
+
+    def _count(self, target: str, name: str, label: str, class_id: int) -> None:
+        counts = self._counts.setdefault((target, name), {})
+        key = f"{label}:{self.names.get(class_id, str(class_id))}"
+        counts[key] = counts.get(key, 0) + 1
+
+    def update(self, frame: Frame, tracks: Detections, alive: np.ndarray | None = None) -> list[Event]:
+        """Events raised by ``frame``'s tracks (every processed frame, in order)."""
+        pts = float(frame.pts)
+        wall = frame.captured_at if self.tracks.live else None
+        self._last = (frame.index, pts, wall)
+        lifecycle = self.tracks.update(frame, tracks, alive)
+        events = [e for e in lifecycle if e.type == "track_started"]
+        ended = [e for e in lifecycle if e.type == "track_ended"]
+        if self.lines or self.zones:
+            anchors = anchors_of(tracks.xyxy, self.anchor)
+            tids, classes = tracks.tracker_id.tolist(), tracks.class_id.tolist()
+            for line in self.lines:
+                for row, direction in line.update(anchors, tids, classes):
+                    self._count("line", line.name, direction, classes[row])
+                    events.append(self._event("line_crossed", line.name, frame.index, pts, wall, tracks, row,
+                                              {"line": line.name, "direction": direction}))
+            for zone in self.zones:
+                for row, kind, visit in zone.update(anchors, tids, classes, frame.index, pts):
+                    self._count("zone", zone.name, kind, classes[row])
+                    data = {"zone": zone.name, "entered_at": round(visit.since, 6)}
+                    if kind == "exited":
+                        data["dwell"] = round(visit.last_inside - visit.since, 6)
+                    events.append(self._event(f"zone_{kind}", zone.name, frame.index, pts, wall, tracks, row, data))
+        events.extend(self._ended(ended))
+        events.extend(self._close_intervals(pts, frame.index, wall))
+        return events
+
+    def _ended(self, ended: list[Event]) -> list[Event]:
+        out = []
+        for e in ended:
+            for line in self.lines:
+                line.drop(e.track_id)
+            for zone in self.zones:
+                visit = zone.end(e.track_id)
+                if visit is not None:
+                    self._count("zone", zone.name, "exited", e.class_id)
+                    out.append(Event(
+                        id=event_id(self.source_id, f"zone_exited:{zone.name}", e.track_id, e.frame),
+                        type="zone_exited", source_id=self.source_id, frame=e.frame, pts=e.pts,
+                        wall_time=e.wall_time, track_id=e.track_id, class_id=e.class_id,
+                        class_name=e.class_name, confidence=e.confidence, box=e.box,
+                        data={"zone": zone.name, "entered_at": round(visit.since, 6),
+                              "dwell": round(visit.last_inside - visit.since, 6), "reason": "track_ended"},
+                    ))
+            out.append(e)
+        return out
+
+    def _close_intervals(self, pts: float, frame: int, wall, final: bool = False) -> list[Event]:
+        if self.interval is None or not (self.lines or self.zones):
+            return []
+        if self._interval_start is None:
+            self._interval_start = pts
+        out = []
+        while pts >= self._interval_start + self.interval or final:
+            end = pts if final else self._interval_start + self.interval
+            for target, items in (("line", self.lines), ("zone", self.zones)):
+                for item in items:
+                    counts = self._counts.pop((target, item.name), {})
+                    data = {"target": target, "name": item.name, "interval": [round(self._interval_start, 6), round(end, 6)],
+                            "counts": dict(sorted(counts.items()))}
+                    if target == "zone":
+                        data["occupancy"] = sum(1 for v in item.visits.values() if v.announced)
+                    out.append(self._event("count", f"{item.name}:{self._interval_start:.6f}", frame, pts, wall,
+                                           None, None, data))
+            self._interval_start = end
+            if final:
+                break
+        return out
+
+    def finish(self) -> list[Event]:
+        """Events at the end of the stream: open zone visits and tracks end, last counts."""
+        frame, pts, wall = self._last
+        events = self._ended(self.tracks.finish())
+        events.extend(self._close_intervals(pts, frame, wall, final=True))
+        return events

@@ -95,6 +95,72 @@ class OutputConfig(_Section):
     )
 
 
+Point = tuple[float, float]
+
+
+class LineConfig(_Section):
+    """A directed line: crossing from its left to its right (walking from the first point
+    to the second, as seen on the image) is ``in``, the other way ``out``."""
+
+    name: str
+    points: list[Point]
+    normalized: bool = Field(False, description="points in 0-1 of the frame's width and height")
+    classes: list[str] | None = Field(None, description="class names counted (default all)")
+    hysteresis: float = Field(
+        5.0, ge=0, description="pixels a track must get past the line on the other side to count"
+    )
+
+    @model_validator(mode="after")
+    def _two_points(self) -> "LineConfig":
+        if len(self.points) != 2:
+            raise ValueError(f"a line needs exactly 2 points, got {len(self.points)}")
+        if self.points[0] == self.points[1]:
+            raise ValueError("the 2 points of a line must differ")
+        _check_normalized(self.points, self.normalized)
+        return self
+
+
+class ZoneConfig(_Section):
+    """A polygon zone; a track is inside when its anchor point is."""
+
+    name: str
+    points: list[Point]
+    normalized: bool = Field(False, description="points in 0-1 of the frame's width and height")
+    classes: list[str] | None = Field(None, description="class names watched (default all)")
+    min_dwell: float = Field(0.0, ge=0, description="seconds inside before zone_entered")
+
+    @model_validator(mode="after")
+    def _polygon(self) -> "ZoneConfig":
+        if len(self.points) < 3:
+            raise ValueError(f"a zone needs at least 3 points, got {len(self.points)}")
+        _check_normalized(self.points, self.normalized)
+        return self
+
+
+def _check_normalized(points: list[Point], normalized: bool) -> None:
+    if normalized and any(not (0 <= c <= 1) for p in points for c in p):
+        raise ValueError("normalized points must lie in 0-1")
+
+
+class AnalyticsConfig(_Section):
+    """Lines, zones and counts, per source."""
+
+    lines: list[LineConfig] = Field(default_factory=list)
+    zones: list[ZoneConfig] = Field(default_factory=list)
+    anchor: Literal["bottom_center", "center"] = Field(
+        "bottom_center", description="the point of a box that crosses lines and enters zones"
+    )
+    count_interval: float | None = Field(None, gt=0, description="seconds per count event (none: no counts)")
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> "AnalyticsConfig":
+        names = [x.name for x in [*self.lines, *self.zones]]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"line and zone names must be unique, repeated: {', '.join(dupes)}")
+        return self
+
+
 class Config(_Section):
     """The whole job."""
 
@@ -103,6 +169,7 @@ class Config(_Section):
     buffer: BufferConfig = BufferConfig()
     detector: DetectorConfig = DetectorConfig()
     tracker: TrackerConfig = TrackerConfig()
+    analytics: AnalyticsConfig = AnalyticsConfig()
     output: OutputConfig = OutputConfig()
     progress: bool = True
 

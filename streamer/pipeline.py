@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any, Callable, Sequence
 
-from streamer.analytics import TrackEvents
+from streamer.analytics import Analytics
 from streamer.buffer import Closed, RingBuffer
 from streamer.config import Config
 from streamer.errors import ConfigError, StreamerError
@@ -88,6 +88,19 @@ def build_tracker(config: Config, fps: Fraction):
         raise ConfigError(f"tracker.params: {exc}") from None
 
 
+def _check_class_names(config: Config, names: dict[int, str]) -> None:
+    """Class names in the analytics config must be the detector's."""
+    known = set(names.values())
+    for kind, items in (("lines", config.analytics.lines), ("zones", config.analytics.zones)):
+        for i, item in enumerate(items):
+            for name in item.classes or []:
+                if name not in known:
+                    shown = ", ".join(sorted(known)[:12]) + (", ..." if len(known) > 12 else "")
+                    raise ConfigError(
+                        f"analytics.{kind}[{i}].classes: unknown class {name!r}; the detector's classes are {shown}"
+                    )
+
+
 class Pipeline:
     """Processes one source end to end.
 
@@ -112,7 +125,11 @@ class Pipeline:
         self.detector = detector if detector is not None else build_detector(config)
         # Tracks end when the tracker drops them, unless a fixed horizon is configured.
         self._end_by_tracker = config.output.track_end_frames is None
-        self.events = TrackEvents(self.source.id, self.detector.names, config.output.track_end_frames or 30)
+        _check_class_names(config, self.detector.names)
+        self.events = Analytics(
+            self.source.id, self.detector.names, config.analytics, self.source.size,
+            config.output.track_end_frames or 30,
+        )
         self.buffer: RingBuffer[Frame] = RingBuffer(config.buffer.size, config.buffer.policy)
         self.times = StageTimes()
         self.progress = progress
