@@ -18,7 +18,10 @@ def _run_parser(sub: Any) -> None:
     p.add_argument("source", nargs="?", help="video file, image folder or glob (or source.uri in --config)")
     p.add_argument("--config", help="YAML config file (flags override it)")
     p.add_argument("--out-video", help="annotated video to write (.mp4)")
-    p.add_argument("--events", help="JSONL event file to write")
+    p.add_argument("--events", help="JSONL event file to write ('-': standard output)")
+    p.add_argument("--mqtt", metavar="URL", help="also publish events to this MQTT broker (mqtt://host:1883)")
+    p.add_argument("--redis", metavar="URL", help="also add events to a Redis stream (redis://host:6379/0)")
+    p.add_argument("--webhook", metavar="URL", help="also POST events to this URL")
     p.add_argument("--mot", help="MOT-format track file to write")
     p.add_argument("--detector", choices=["yolo", "mot"], help="yolo (weights) or mot (replay det.txt)")
     p.add_argument("--weights", help="YOLO weights path or name (default yolo11n.pt)")
@@ -62,9 +65,15 @@ def cmd_run(args: argparse.Namespace) -> int:
     from streamer.pipeline import Pipeline
 
     config = load_config(args.config, _overrides(args))
+    extra = [{"type": kind, "url": getattr(args, kind)} for kind in ("mqtt", "redis", "webhook") if getattr(args, kind)]
+    if extra:  # added to the config file's sinks
+        config = load_config(
+            args.config, {**_overrides(args), "output": {**_overrides(args).get("output", {}),
+                          "event_sinks": [s.model_dump() for s in config.output.event_sinks] + extra}}
+        )
     if not config.source.uri:
         raise ConfigError("no source: pass a video file, image folder or glob, or set source.uri in --config")
-    if not (config.output.video or config.output.events or config.output.mot):
+    if not (config.output.video or config.output.events or config.output.mot or config.output.event_sinks):
         log.warning("no output chosen (--out-video, --events, --mot): only the summary is printed")
     bar = None
     progress = None

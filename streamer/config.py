@@ -83,12 +83,41 @@ class TrackerConfig(_Section):
     params: dict[str, Any] = Field(default_factory=dict)
 
 
+class EventSinkConfig(_Section):
+    """One destination of the event stream."""
+
+    type: Literal["jsonl", "stdout", "webhook", "mqtt", "redis"]
+    name: str | None = Field(None, description="names the outbox file (default: the type)")
+    path: str | None = Field(None, description="jsonl: the file")
+    max_bytes: int | None = Field(None, ge=1024, description="jsonl: rotate past this size")
+    backups: int = Field(5, ge=0, description="jsonl: rotated files kept")
+    url: str | None = Field(None, description="webhook/mqtt/redis endpoint")
+    topic: str = Field("streamer/{source_id}/{type}", description="mqtt topic template")
+    qos: int = Field(1, ge=0, le=2)
+    stream: str = Field("streamer:{source_id}", description="redis stream key template")
+    maxlen: int | None = Field(100_000, ge=1, description="redis: trim the stream to about this length")
+    headers: dict[str, str] = Field(default_factory=dict, description="webhook: extra HTTP headers")
+    batch: int = Field(100, ge=1, description="events per send")
+    timeout: float = Field(5.0, gt=0, description="seconds per network operation")
+    drain_timeout: float = Field(10.0, ge=0, description="seconds to deliver what is left at the end")
+
+    @model_validator(mode="after")
+    def _needs(self) -> "EventSinkConfig":
+        if self.type == "jsonl" and not self.path:
+            raise ValueError("a jsonl sink needs path")
+        if self.type in ("webhook", "mqtt", "redis") and not self.url:
+            raise ValueError(f"a {self.type} sink needs url")
+        return self
+
+
 class OutputConfig(_Section):
     """What is written. Paths left empty are not written."""
 
     video: str | None = None
-    events: str | None = None
+    events: str | None = Field(None, description="JSONL event file ('-': standard output)")
     mot: str | None = None
+    event_sinks: list[EventSinkConfig] = Field(default_factory=list, description="more event destinations")
+    outbox: str = Field("streamer-outbox", description="folder of the network sinks' durable outboxes")
     crf: int = Field(23, ge=0, le=51, description="H.264 quality of the annotated video")
     track_end_frames: int | None = Field(
         None, ge=1, description="end a track after this many frames unreported (default: when the tracker drops it)"

@@ -24,6 +24,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from fractions import Fraction
+from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from streamer.analytics import Analytics
@@ -34,6 +35,7 @@ from streamer.metrics import StageTimes
 from streamer.registry import DETECTORS, SINKS, create_tracker, resolve
 from streamer.sampling import Sampler
 from streamer.sources import open_source
+from streamer.urls import redact
 from streamer.types import Detections, Frame
 
 log = logging.getLogger(__name__)
@@ -151,10 +153,31 @@ class Pipeline:
         sinks = []
         if out.video:
             sinks.append(("video", resolve(SINKS, "sink", "video")(out.video, self.fps, self.detector.names, crf=out.crf)))
-        if out.events:
+        if out.events == "-":
+            sinks.append(("events", resolve(SINKS, "sink", "stdout")()))
+        elif out.events:
             sinks.append(("events", resolve(SINKS, "sink", "jsonl")(out.events)))
         if out.mot:
             sinks.append(("mot", resolve(SINKS, "sink", "mot")(out.mot)))
+        for i, c in enumerate(out.event_sinks):
+            label = c.name or c.type
+            if c.type == "jsonl":
+                sinks.append((f"jsonl[{i}]", resolve(SINKS, "sink", "jsonl")(c.path, c.max_bytes, c.backups)))
+            elif c.type == "stdout":
+                sinks.append(("stdout", resolve(SINKS, "sink", "stdout")()))
+            else:
+                options: dict[str, Any] = {"timeout": c.timeout}
+                if c.type == "mqtt":
+                    options.update(topic=c.topic, qos=c.qos)
+                elif c.type == "redis":
+                    options.update(stream=c.stream, maxlen=c.maxlen)
+                else:
+                    options.update(headers=c.headers)
+                sink = resolve(SINKS, "sink", "delivery")(
+                    c.type, c.url, Path(out.outbox) / f"{label}.sqlite3", batch=c.batch,
+                    drain_timeout=c.drain_timeout, **options,
+                )
+                sinks.append((label, sink))
         return sinks
 
     def _decode(self) -> None:
@@ -265,7 +288,9 @@ class Pipeline:
         for name, attr in (("video", "video"), ("events", "events"), ("mot", "mot")):
             path = getattr(self.config.output, attr)
             if path:
-                summary.outputs[name] = path
+                summary.outputs[name] = "stdout" if path == "-" else path
+        for c in self.config.output.event_sinks:
+            summary.outputs[c.name or c.type] = c.path or (redact(c.url) if c.url else "stdout")
         self.summary = summary
         if self._source_error is not None:
             raise self._source_error

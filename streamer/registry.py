@@ -24,6 +24,8 @@ SINKS = {
     "video": "sinks.video:VideoSink",
     "jsonl": "sinks.events:JsonlSink",
     "mot": "sinks.mot:MotSink",
+    "stdout": "sinks.events:StdoutSink",
+    "delivery": "sinks.delivery:DeliverySink",
 }
 
 

@@ -25,6 +25,7 @@ from streamer.errors import SourceError
 from streamer.mot import read_seqinfo
 from streamer.sampling import Sampler
 from streamer.types import Frame
+from streamer.urls import redact
 
 log = logging.getLogger(__name__)
 
@@ -49,15 +50,15 @@ class VideoSource:
         is_url = uri.startswith(_URL_SCHEMES)
         if not is_url and not Path(uri).is_file():
             raise SourceError(f"{uri}: no such file; check the path")
-        self.id = source_id or (uri if is_url else Path(uri).stem)
-        self.label = uri
+        self.label = redact(uri)
+        self.id = source_id or (self.label if is_url else Path(uri).stem)
         try:
             self._container = av.open(uri, timeout=10.0 if is_url else None)
         except av.error.FFmpegError as exc:
-            raise SourceError(f"{uri}: cannot be opened as a video ({_reason(exc)})") from None
+            raise SourceError(f"{self.label}: cannot be opened as a video ({_reason(exc)})") from None
         if not self._container.streams.video:
             self._container.close()
-            raise SourceError(f"{uri}: has no video stream")
+            raise SourceError(f"{self.label}: has no video stream")
         stream = self._container.streams.video[0]
         stream.thread_type = "AUTO"
         self._stream = stream

@@ -19,3 +19,12 @@ OBJECTS = [
     MovingBox(10, 40, 40, 60, 6.0, 1.0, (230, 25, 75)),
     MovingBox(270, 120, 30, 50, -5.0, -1.0, (0, 130, 200)),
 ]
+
+
+def free_port_closed() -> int:
+    """A local port nothing listens on (bound, then released)."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

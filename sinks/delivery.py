@@ -1,0 +1,253 @@
+"""Network event sinks: webhook (HTTP POST), MQTT and Redis Streams.
+
+Every event goes first into the sink's :class:`~sinks.outbox.Outbox`, then a delivery
+thread sends the oldest ones in batches and removes them once the endpoint acknowledged
+(HTTP 2xx, MQTT QoS 1 PUBACK, Redis reply). While the endpoint is down the thread retries
+with capped exponential backoff and events wait on disk: video processing never waits
+for the network. Delivery is at least once, in order; event ids let consumers drop the
+duplicates a crash between sending and acknowledging can cause.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Sequence
+from urllib.parse import urlsplit
+
+from sinks.events import event_json
+from sinks.outbox import Outbox
+from streamer.errors import ConfigError
+from streamer.types import Detections, Event, Frame
+from streamer.urls import redact
+
+log = logging.getLogger(__name__)
+
+__all__ = ["DeliverySink", "WebhookTransport", "MqttTransport", "RedisTransport"]
+
+
+class WebhookTransport:
+    """POSTs each batch as a JSON array to ``url``; any 2xx acknowledges it."""
+
+    scheme = ("http", "https")
+
+    def __init__(self, url: str, timeout: float = 5.0, headers: dict[str, str] | None = None) -> None:
+        self.url = url
+        self.timeout = timeout
+        self.headers = {"Content-Type": "application/json", **(headers or {})}
+
+    def send(self, payloads: Sequence[str]) -> None:
+        body = ("[" + ",".join(payloads) + "]").encode()
+        request = urllib.request.Request(self.url, data=body, headers=self.headers, method="POST")
+        with urllib.request.urlopen(request, timeout=self.timeout) as response:
+            if not 200 <= response.status < 300:
+                raise OSError(f"HTTP {response.status}")
+
+    def probe(self) -> None:
+        parts = urlsplit(self.url)
+        import socket
+
+        socket.create_connection((parts.hostname, parts.port or (443 if parts.scheme == "https" else 80)), self.timeout).close()
+
+    def close(self) -> None:
+        pass
+
+
+class MqttTransport:
+    """Publishes each event with QoS 1 to ``topic`` (``{source_id}`` and ``{type}`` are
+    filled in); a batch is acknowledged when the broker acknowledged every message."""
+
+    scheme = ("mqtt", "mqtts")
+
+    def __init__(self, url: str, topic: str = "streamer/{source_id}/{type}", qos: int = 1,
+                 timeout: float = 5.0, client_id: str | None = None) -> None:
+        import paho.mqtt.client as mqtt
+
+        parts = urlsplit(url)
+        self.host, self.port = parts.hostname or "127.0.0.1", parts.port or (8883 if parts.scheme == "mqtts" else 1883)
+        self.topic, self.qos, self.timeout = topic, qos, timeout
+        self._client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id or "")
+        if parts.username:
+            self._client.username_pw_set(parts.username, parts.password)
+        if parts.scheme == "mqtts":
+            self._client.tls_set()
+        self._connected = False
+
+    def _connect(self) -> None:
+        if not self._connected:
+            self._client.connect(self.host, self.port, keepalive=30)
+            self._client.loop_start()
+            self._connected = True
+
+    def probe(self) -> None:
+        self._connect()
+
+    def send(self, payloads: Sequence[str]) -> None:
+        self._connect()
+        if not self._client.is_connected():
+            # the network loop reconnects by itself; wait a little for it
+            deadline = time.monotonic() + self.timeout
+            while not self._client.is_connected():
+                if time.monotonic() > deadline:
+                    raise OSError("not connected to the broker")
+                time.sleep(0.05)
+        infos = []
+        for payload in payloads:
+            event = json.loads(payload)
+            topic = self.topic.format(source_id=event.get("source_id", ""), type=event.get("type", ""))
+            infos.append(self._client.publish(topic, payload, qos=self.qos))
+        deadline = time.monotonic() + self.timeout
+        for info in infos:
+            info.wait_for_publish(max(0.0, deadline - time.monotonic()))
+            if not info.is_published():
+                raise OSError("the broker did not acknowledge in time")
+
+    def close(self) -> None:
+        if self._connected:
+            self._client.loop_stop()
+            self._client.disconnect()
+            self._connected = False
+
+
+class RedisTransport:
+    """Appends each event to a Redis Stream with ``XADD`` (field ``event``: the JSON),
+    trimmed to about ``maxlen`` entries; a batch is one pipeline."""
+
+    scheme = ("redis", "rediss")
+
+    def __init__(self, url: str, stream: str = "streamer:{source_id}", maxlen: int | None = 100_000,
+                 timeout: float = 5.0) -> None:
+        import redis
+
+        self._redis = redis.Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout)
+        self.stream, self.maxlen = stream, maxlen
+
+    def probe(self) -> None:
+        self._redis.ping()
+
+    def send(self, payloads: Sequence[str]) -> None:
+        pipe = self._redis.pipeline(transaction=False)
+        for payload in payloads:
+            source = json.loads(payload).get("source_id", "")
+            pipe.xadd(self.stream.format(source_id=source), {"event": payload}, maxlen=self.maxlen, approximate=True)
+        pipe.execute()
+
+    def close(self) -> None:
+        self._redis.close()
+
+
+TRANSPORTS = {"webhook": WebhookTransport, "mqtt": MqttTransport, "redis": RedisTransport}
+
+
+class DeliverySink:
+    """Events to a network endpoint through a durable outbox.
+
+    Args:
+        kind: ``webhook``, ``mqtt`` or ``redis``.
+        url: Endpoint (credentials in it never appear in logs or errors).
+        outbox: The outbox file; events left there by an earlier run go out first.
+        batch: Events per send.
+        backoff: First retry delay in seconds; doubles up to ``max_backoff``.
+        drain_timeout: Seconds ``close()`` waits for the outbox to empty; what is left
+            stays on disk for the next run.
+        options: Transport options (topic, qos, stream, maxlen, timeout, headers).
+    """
+
+    def __init__(self, kind: str, url: str, outbox: str | Path, batch: int = 100, backoff: float = 0.5,
+                 max_backoff: float = 30.0, drain_timeout: float = 10.0, **options) -> None:
+        if kind not in TRANSPORTS:
+            raise ConfigError(f"unknown event sink {kind!r}; choose one of {', '.join(TRANSPORTS)}")
+        scheme = urlsplit(url).scheme
+        if scheme not in TRANSPORTS[kind].scheme:
+            raise ConfigError(f"{kind} sink: URL {redact(url)!r} must start with {' or '.join(s + '://' for s in TRANSPORTS[kind].scheme)}")
+        self.kind, self.label = kind, redact(url)
+        self.transport = TRANSPORTS[kind](url, **options)
+        self.outbox = Outbox(outbox)
+        self.batch, self.backoff, self.max_backoff, self.drain_timeout = batch, backoff, max_backoff, drain_timeout
+        self.delivered = 0
+        self.failures = 0
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._drain_deadline = float("inf")
+
+    def __enter__(self) -> "DeliverySink":
+        waiting = len(self.outbox)
+        if waiting:
+            log.info("%s: %d event(s) from an earlier run wait in %s; delivering them first", self.label, waiting, self.outbox.path)
+        try:
+            self.transport.probe()
+        except Exception as exc:  # a down endpoint is expected to come back
+            log.warning("%s sink %s: not reachable now (%s); events are kept in %s and delivered when it is",
+                        self.kind, self.label, _reason(exc), self.outbox.path)
+        self._thread = threading.Thread(target=self._run, name=f"deliver-{self.kind}", daemon=True)
+        self._thread.start()
+        return self
+
+    def write(self, frame: Frame, tracks: Detections, events: Sequence[Event]) -> None:
+        self.write_events(events)
+
+    def write_events(self, events: Sequence[Event]) -> None:
+        if events:
+            self.outbox.append([event_json(e) for e in events])
+            self._wake.set()
+
+    def _run(self) -> None:
+        delay = self.backoff
+        while True:
+            if self._stop.is_set() and self._draining_over():
+                return
+            entries = self.outbox.peek(self.batch)
+            if not entries:
+                if self._stop.is_set():
+                    return
+                self._wake.wait(0.2)
+                self._wake.clear()
+                continue
+            try:
+                self.transport.send([p for _, p in entries])
+            except Exception as exc:
+                self.failures += 1
+                if self.failures == 1 or delay >= self.max_backoff:
+                    log.warning("%s sink %s: delivery failed (%s); retrying in %.1fs, %d event(s) waiting on disk",
+                                self.kind, self.label, _reason(exc), delay, len(self.outbox))
+                if self._stop.is_set():  # closing: retry until the drain deadline
+                    time.sleep(max(0.0, min(delay, self._drain_deadline - time.monotonic())))
+                else:
+                    self._stop.wait(delay)
+                delay = min(delay * 2, self.max_backoff)
+                continue
+            self.outbox.ack(entries[-1][0])
+            self.delivered += len(entries)
+            delay = self.backoff
+
+    def _draining_over(self) -> bool:
+        return time.monotonic() > self._drain_deadline
+
+    def close(self) -> None:
+        if self._thread is None:
+            return
+        self._drain_deadline = time.monotonic() + self.drain_timeout
+        self._stop.set()
+        self._wake.set()
+        self._thread.join(self.drain_timeout + 5.0)
+        self._thread = None
+        left = len(self.outbox)
+        if left:
+            log.warning("%s sink %s: %d event(s) not delivered; they stay in %s for the next run",
+                        self.kind, self.label, left, self.outbox.path)
+        self.transport.close()
+        self.outbox.close()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _reason(exc: Exception) -> str:
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return text[:200]

@@ -1,0 +1,268 @@
+"""Event delivery with real endpoints: Mosquitto, Redis, an HTTP server; outages and
+kill -9 lose nothing."""
+
+from __future__ import annotations
+
+import http.server
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import paho.mqtt.client as mqtt
+import pytest
+import redis
+
+from sinks.outbox import Outbox
+from streamer.cli import main
+from streamer.synthetic import MovingBox, write_mot, write_video
+
+
+def busy_video(tmp_path: Path, frames: int, name: str = "busy") -> tuple[Path, Path]:
+    """A small clip where objects keep appearing and leaving, with its detections."""
+    rng = np.random.default_rng(7)
+    objects = []
+    for k in range(frames // 12):
+        start = 12 * k
+        objects.append(MovingBox(float(rng.uniform(10, 200)), float(rng.uniform(10, 60)), 20, 30, 1.0, 0.5,
+                                 (int(rng.integers(60, 255)), 40, 40), start=start, end=start + 30))
+    path = tmp_path / f"{name}.mp4"
+    truth = write_video(path, objects, frames, (120, 240), 25)
+    det = tmp_path / f"{name}-det.txt"
+    write_mot(det, truth)
+    return path, det
+
+
+def jsonl_ids(path: Path) -> list[str]:
+    return [json.loads(line)["id"] for line in path.read_text().splitlines()]
+
+
+class Subscriber:
+    """A persistent-session QoS 1 subscriber that keeps every message it gets."""
+
+    def __init__(self, port: int, topic: str = "streamer/#") -> None:
+        self.messages: list[dict] = []
+        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="test-subscriber", clean_session=False)
+        self.client.on_message = lambda c, u, m: self.messages.append(json.loads(m.payload))
+        self.client.on_connect = lambda c, u, f, rc, p: c.subscribe(topic, qos=1)
+        self.client.reconnect_delay_set(0.1, 0.5)
+        self.client.connect("127.0.0.1", port)
+        self.client.loop_start()
+        deadline = time.monotonic() + 5
+        while not self.client.is_connected() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        time.sleep(0.2)  # the SUBACK
+
+    def ids(self) -> list[str]:
+        return [m["id"] for m in self.messages]
+
+    def wait_for(self, expected: set[str], timeout: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout
+        while not expected <= set(self.ids()) and time.monotonic() < deadline:
+            time.sleep(0.05)
+
+    def close(self) -> None:
+        self.client.loop_stop()
+        self.client.disconnect()
+
+
+def first_occurrences(ids: list[str]) -> list[str]:
+    seen, out = set(), []
+    for i in ids:
+        if i not in seen:
+            seen.add(i)
+            out.append(i)
+    return out
+
+
+def test_outbox_keeps_order_across_reopen(tmp_path):
+    box = Outbox(tmp_path / "o.sqlite3")
+    box.append(["a", "b", "c"])
+    box.append(["d"])
+    assert [p for _, p in box.peek(2)] == ["a", "b"]
+    box.ack(box.peek(2)[-1][0])
+    box.close()
+    again = Outbox(tmp_path / "o.sqlite3")
+    assert len(again) == 2 and [p for _, p in again.peek(10)] == ["c", "d"]
+
+
+def test_mqtt_every_event_once_in_order(mosquitto, tmp_path):
+    video, det = busy_video(tmp_path, 240)
+    sub = Subscriber(mosquitto.port)
+    try:
+        rc = main(["run", str(video), "--detector", "mot", "--detections", str(det), "--no-progress",
+                   "--events", str(tmp_path / "e.jsonl"), "--mqtt", f"mqtt://127.0.0.1:{mosquitto.port}"])
+        assert rc == 0
+        expected = jsonl_ids(tmp_path / "e.jsonl")
+        assert len(expected) >= 16
+        sub.wait_for(set(expected))
+        assert sub.ids() == expected  # once each, in order
+        types = {m["type"] for m in sub.messages}
+        assert types == {"track_started", "track_ended"}
+    finally:
+        sub.close()
+
+
+def test_redis_stream_every_event_once_in_order(redis_server, tmp_path):
+    video, det = busy_video(tmp_path, 240)
+    url = f"redis://127.0.0.1:{redis_server.port}/0"
+    rc = main(["run", str(video), "--detector", "mot", "--detections", str(det), "--no-progress",
+               "--events", str(tmp_path / "e.jsonl"), "--redis", url])
+    assert rc == 0
+    entries = redis.Redis.from_url(url).xrange("streamer:busy")
+    got = [json.loads(fields[b"event"])["id"] for _, fields in entries]
+    assert got == jsonl_ids(tmp_path / "e.jsonl")
+
+
+def test_redis_maxlen_trims(redis_server, tmp_path):
+    video, det = busy_video(tmp_path, 240)
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(f"output:\n  event_sinks:\n    - type: redis\n      url: redis://127.0.0.1:{redis_server.port}/0\n"
+                   "      stream: events\n      maxlen: 10\n      batch: 5\n")
+    assert main(["run", str(video), "--config", str(cfg), "--detector", "mot", "--detections", str(det),
+                 "--no-progress"]) == 0
+    # approximate trimming keeps at most a node's worth beyond maxlen; never everything
+    n = redis.Redis(port=redis_server.port).xlen("events")
+    assert 10 <= n < 60
+
+
+class FlakyHandler(http.server.BaseHTTPRequestHandler):
+    """Answers 503 to the first requests, then 200; records the batches accepted."""
+
+    failures_left = 2
+    batches: list[list[dict]] = []
+
+    def do_POST(self):  # noqa: N802
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        if FlakyHandler.failures_left > 0:
+            FlakyHandler.failures_left -= 1
+            self.send_response(503)
+        else:
+            FlakyHandler.batches.append(json.loads(body))
+            self.send_response(200)
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+def test_webhook_retries_and_batches(tmp_path):
+    FlakyHandler.failures_left, FlakyHandler.batches = 2, []
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), FlakyHandler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        video, det = busy_video(tmp_path, 120)
+        cfg = tmp_path / "c.yaml"
+        cfg.write_text(f"output:\n  outbox: {tmp_path / 'ob'}\n  event_sinks:\n    - type: webhook\n"
+                       f"      url: http://127.0.0.1:{server.server_port}/events\n      batch: 7\n")
+        assert main(["run", str(video), "--config", str(cfg), "--detector", "mot", "--detections", str(det),
+                     "--no-progress", "--events", str(tmp_path / "e.jsonl")]) == 0
+    finally:
+        server.shutdown()
+    got = [e["id"] for batch in FlakyHandler.batches for e in batch]
+    assert got == jsonl_ids(tmp_path / "e.jsonl")
+    assert max(len(b) for b in FlakyHandler.batches) <= 7
+
+
+def test_unreachable_broker_warns_and_keeps_events(tmp_path, caplog):
+    from helpers import free_port_closed
+
+    video, det = busy_video(tmp_path, 120)
+    cfg = tmp_path / "c.yaml"
+    port = free_port_closed()
+    cfg.write_text(f"output:\n  outbox: {tmp_path / 'ob'}\n  event_sinks:\n    - type: mqtt\n"
+                   f"      url: mqtt://user:secret@127.0.0.1:{port}\n      drain_timeout: 0.5\n      timeout: 0.5\n")
+    with caplog.at_level("WARNING"):
+        assert main(["run", str(video), "--config", str(cfg), "--detector", "mot", "--detections", str(det),
+                     "--no-progress", "--events", str(tmp_path / "e.jsonl")]) == 0
+    text = caplog.text
+    assert "not reachable now" in text and "stay in" in text
+    assert "secret" not in text and "user:***@127.0.0.1" in text
+    assert len(Outbox(tmp_path / "ob" / "mqtt.sqlite3")) == len(jsonl_ids(tmp_path / "e.jsonl")) > 0
+
+
+@pytest.mark.parametrize("url, message", [("http://x", "mqtt sink: URL 'http://x' must start with mqtt://"),
+                                          ("mqtt://u:pw@h:1", "redis sink: URL 'mqtt://u:***@h:1'")])
+def test_bad_sink_urls(tmp_path, tiny_video, url, message, capsys):
+    kind = "mqtt" if "http" in url else "redis"
+    rc = main(["run", str(tiny_video[0]), f"--{kind}", url, "--no-progress", "--weights", "yolov8n.yaml",
+               "--device", "cpu"])
+    assert rc == 2
+    err = capsys.readouterr().err
+    assert message in err and "pw" not in err
+
+
+def _run_streamer(args: list[str]) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "streamer", "run", *args, "--no-progress"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+
+def test_broker_outage_during_a_run_loses_nothing(mosquitto, tmp_path):
+    video, det = busy_video(tmp_path, 2400)
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(f"output:\n  outbox: {tmp_path / 'ob'}\n  events: {tmp_path / 'e.jsonl'}\n  event_sinks:\n"
+                   f"    - type: mqtt\n      url: mqtt://127.0.0.1:{mosquitto.port}\n      topic: streamer/{{source_id}}\n"
+                   "      timeout: 1\n      drain_timeout: 30\n")
+    sub = Subscriber(mosquitto.port, "streamer/busy")
+    try:
+        proc = _run_streamer([str(video), "--config", str(cfg), "--detector", "mot", "--detections", str(det)])
+        deadline = time.monotonic() + 30
+        while len(sub.messages) < 5:
+            assert time.monotonic() < deadline and proc.poll() is None
+            time.sleep(0.02)
+        mosquitto.stop()
+        down_at = len(sub.messages)
+        time.sleep(2.0)
+        assert proc.poll() is None, "the run must go on while the broker is down"
+        mosquitto.start()
+        _, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, err
+        expected = jsonl_ids(tmp_path / "e.jsonl")
+        assert down_at < len(expected)
+        sub.wait_for(set(expected))
+        assert first_occurrences(sub.ids()) == expected  # every event, in order (duplicates allowed)
+        assert len(Outbox(tmp_path / "ob" / "mqtt.sqlite3")) == 0
+    finally:
+        sub.close()
+
+
+def test_kill_9_while_broker_down_then_outbox_drained_next_start(mosquitto, tmp_path):
+    video, det = busy_video(tmp_path, 2400)
+    cfg = tmp_path / "c.yaml"
+    # the outbox comes before the JSONL file: whatever the file holds, the outbox held first
+    cfg.write_text(f"output:\n  outbox: {tmp_path / 'ob'}\n  event_sinks:\n"
+                   f"    - type: mqtt\n      url: mqtt://127.0.0.1:{mosquitto.port}\n      timeout: 0.5\n"
+                   f"    - type: jsonl\n      path: {tmp_path / 'killed.jsonl'}\n")
+    mosquitto.stop()
+    proc = _run_streamer([str(video), "--config", str(cfg), "--detector", "mot", "--detections", str(det)])
+    deadline = time.monotonic() + 30
+    while not (tmp_path / "killed.jsonl").exists() or len(jsonl_ids(tmp_path / "killed.jsonl")) < 20:
+        assert time.monotonic() < deadline and proc.poll() is None
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(10)
+    killed = jsonl_ids(tmp_path / "killed.jsonl")
+    assert len(Outbox(tmp_path / "ob" / "mqtt.sqlite3")) >= len(killed)
+
+    mosquitto.start()
+    sub = Subscriber(mosquitto.port)
+    try:
+        short, short_det = busy_video(tmp_path, 60, "short")
+        cfg.write_text(cfg.read_text().replace("killed.jsonl", "second.jsonl"))
+        assert main(["run", str(short), "--config", str(cfg), "--detector", "mot", "--detections", str(short_det),
+                     "--no-progress"]) == 0
+        second = jsonl_ids(tmp_path / "second.jsonl")
+        sub.wait_for(set(killed) | set(second))
+        got = sub.ids()
+        assert set(killed) <= set(got) and set(second) <= set(got)
+        # the earlier run's events go out first, in their order
+        order = first_occurrences(got)
+        assert order[: len(killed)] == killed
+        assert len(Outbox(tmp_path / "ob" / "mqtt.sqlite3")) == 0
+    finally:
+        sub.close()
