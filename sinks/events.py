@@ -13,9 +13,10 @@ from typing import Sequence, TextIO
 
 from streamer.types import Detections, Event, Frame
 
-__all__ = ["JsonlSink", "StdoutSink", "SCHEMA_VERSION", "event_json"]
+__all__ = ["JsonlSink", "StdoutSink", "SCHEMA_VERSION", "SCHEMA_FILE", "event_json"]
 
 SCHEMA_VERSION = 1
+SCHEMA_FILE = Path(__file__).resolve().parents[1] / "streamer" / "schema" / f"events-v{SCHEMA_VERSION}.json"
 
 
 def event_json(event: Event) -> str:

@@ -283,3 +283,31 @@ def test_unknown_class_name_in_analytics(tiny_job, tmp_path, capsys):
     cfg.write_text("analytics:\n  zones:\n    - name: z\n      points: [[0, 0], [10, 0], [0, 10]]\n      classes: [persn]\n")
     assert run_cli(path, "--config", cfg, "--detector", "mot", "--detections", det) == 2
     assert "analytics.zones[0].classes: unknown class 'persn'; the detector's classes are person" in capsys.readouterr().err
+
+
+def test_every_event_type_validates_against_the_shipped_schema(data, tmp_path):
+    import jsonschema
+
+    from sinks.events import SCHEMA_FILE
+
+    schema = json.loads(SCHEMA_FILE.read_text())
+    jsonschema.Draft202012Validator.check_schema(schema)
+    validator = jsonschema.Draft202012Validator(schema)
+    det = data / "mot15" / "PETS09-S2L1" / "det" / "det.txt"
+    cfg = tmp_path / "a.yaml"
+    cfg.write_text(
+        "analytics:\n  count_interval: 20\n  lines:\n    - name: crossing\n      points: [[420, 100], [420, 560]]\n"
+        "  zones:\n    - name: plaza\n      points: [[300, 250], [600, 250], [600, 500], [300, 500]]\n      min_dwell: 1\n"
+    )
+    assert run_cli(data / "video" / "pets09-s2l1-vtest.avi", "--config", cfg, "--detector", "mot",
+                   "--detections", det, "--events", tmp_path / "e.jsonl") == 0
+    events = read_events(tmp_path / "e.jsonl")
+    assert {e["type"] for e in events} == {"track_started", "track_ended", "line_crossed", "zone_entered",
+                                          "zone_exited", "count"}
+    for e in events:
+        errors = sorted(validator.iter_errors(e), key=str)
+        assert not errors, (e, errors[0].message)
+    # and the schema does reject what breaks it
+    bad = dict(next(e for e in events if e["type"] == "line_crossed"))
+    del bad["direction"]
+    assert list(validator.iter_errors(bad))
