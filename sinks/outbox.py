@@ -13,6 +13,8 @@ import threading
 from pathlib import Path
 from typing import Sequence
 
+from streamer.errors import SinkError
+
 __all__ = ["Outbox"]
 
 
@@ -32,21 +34,31 @@ class Outbox:
         # process crash (the OS has the pages), which is what kill -9 is.
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.execute("CREATE TABLE IF NOT EXISTS outbox (seq INTEGER PRIMARY KEY AUTOINCREMENT, payload TEXT NOT NULL)")
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS outbox (seq INTEGER PRIMARY KEY AUTOINCREMENT, key TEXT NOT NULL, payload TEXT NOT NULL)"
+        )
+        columns = [row[1] for row in self._db.execute("PRAGMA table_info(outbox)")]
+        if columns != ["seq", "key", "payload"]:
+            self._db.close()
+            raise SinkError(
+                f"{self.path}: an outbox of another layout ({', '.join(columns)}); deliver its events with the "
+                f"streamer version that wrote it, or move the file away"
+            )
 
-    def append(self, payloads: Sequence[str]) -> None:
-        """Add payloads at the end, atomically."""
-        if not payloads:
+    def append(self, entries: Sequence[tuple[str, str]]) -> None:
+        """Add ``(key, payload)`` entries at the end, atomically (the key is where the
+        payload goes: an MQTT topic, a Redis stream)."""
+        if not entries:
             return
         with self._lock:
             self._db.execute("BEGIN")
-            self._db.executemany("INSERT INTO outbox (payload) VALUES (?)", [(p,) for p in payloads])
+            self._db.executemany("INSERT INTO outbox (key, payload) VALUES (?, ?)", entries)
             self._db.execute("COMMIT")
 
-    def peek(self, limit: int) -> list[tuple[int, str]]:
-        """The oldest ``limit`` entries as ``(seq, payload)``, not removed."""
+    def peek(self, limit: int) -> list[tuple[int, str, str]]:
+        """The oldest ``limit`` entries as ``(seq, key, payload)``, not removed."""
         with self._lock:
-            return self._db.execute("SELECT seq, payload FROM outbox ORDER BY seq LIMIT ?", (limit,)).fetchall()
+            return self._db.execute("SELECT seq, key, payload FROM outbox ORDER BY seq LIMIT ?", (limit,)).fetchall()
 
     def ack(self, up_to: int) -> None:
         """Remove every entry up to and including ``seq`` ``up_to``."""

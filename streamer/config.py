@@ -97,7 +97,7 @@ class EventSinkConfig(_Section):
     stream: str = Field("streamer:{source_id}", description="redis stream key template")
     maxlen: int | None = Field(100_000, ge=1, description="redis: trim the stream to about this length")
     headers: dict[str, str] = Field(default_factory=dict, description="webhook: extra HTTP headers")
-    batch: int = Field(100, ge=1, description="events per send")
+    batch: int | None = Field(None, ge=1, description="events per send (default: 1000 for mqtt, 100 otherwise)")
     timeout: float = Field(5.0, gt=0, description="seconds per network operation")
     drain_timeout: float = Field(10.0, ge=0, description="seconds to deliver what is left at the end")
 

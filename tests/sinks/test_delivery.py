@@ -82,13 +82,13 @@ def first_occurrences(ids: list[str]) -> list[str]:
 
 def test_outbox_keeps_order_across_reopen(tmp_path):
     box = Outbox(tmp_path / "o.sqlite3")
-    box.append(["a", "b", "c"])
-    box.append(["d"])
-    assert [p for _, p in box.peek(2)] == ["a", "b"]
+    box.append([("t", "a"), ("t", "b"), ("u", "c")])
+    box.append([("t", "d")])
+    assert [(k, p) for _, k, p in box.peek(2)] == [("t", "a"), ("t", "b")]
     box.ack(box.peek(2)[-1][0])
     box.close()
     again = Outbox(tmp_path / "o.sqlite3")
-    assert len(again) == 2 and [p for _, p in again.peek(10)] == ["c", "d"]
+    assert len(again) == 2 and [(k, p) for _, k, p in again.peek(10)] == [("u", "c"), ("t", "d")]
 
 
 def test_mqtt_every_event_once_in_order(mosquitto, tmp_path):
@@ -266,3 +266,16 @@ def test_kill_9_while_broker_down_then_outbox_drained_next_start(mosquitto, tmp_
         assert len(Outbox(tmp_path / "ob" / "mqtt.sqlite3")) == 0
     finally:
         sub.close()
+
+
+def test_outbox_of_another_layout_is_refused(tmp_path):
+    import sqlite3
+
+    from streamer.errors import SinkError
+
+    db = sqlite3.connect(tmp_path / "old.sqlite3")
+    db.execute("CREATE TABLE outbox (seq INTEGER PRIMARY KEY, payload TEXT)")
+    db.commit()
+    db.close()
+    with pytest.raises(SinkError, match="old.sqlite3: an outbox of another layout"):
+        Outbox(tmp_path / "old.sqlite3")
