@@ -245,12 +245,17 @@ class DeliverySink:
     def _draining_over(self) -> bool:
         return time.monotonic() > self._drain_deadline
 
+    def begin_close(self) -> None:
+        """Start the final drain now (so that several sinks drain at the same time)."""
+        if not self._stop.is_set():
+            self._drain_deadline = time.monotonic() + self.drain_timeout
+            self._stop.set()
+            self._wake.set()
+
     def close(self) -> None:
         if self._thread is None:
             return
-        self._drain_deadline = time.monotonic() + self.drain_timeout
-        self._stop.set()
-        self._wake.set()
+        self.begin_close()
         self._thread.join(self.drain_timeout + 5.0)
         self._thread = None
         left = len(self.outbox)

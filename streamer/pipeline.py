@@ -279,7 +279,12 @@ class Pipeline:
             for _, sink in sinks:
                 if hasattr(sink, "write_events"):
                     sink.write_events(final)
-        summary.seconds = time.perf_counter() - start
+            summary.seconds = time.perf_counter() - start  # processing, before the sinks finish
+            for _, sink in sinks:
+                if hasattr(sink, "begin_close"):
+                    sink.begin_close()
+        if not summary.seconds:
+            summary.seconds = time.perf_counter() - start
         summary.tracks = len(track_ids - {-1})
         summary.dropped = self.buffer.dropped
         for step, seconds in getattr(self.detector, "seconds", {}).items():
