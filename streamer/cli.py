@@ -93,18 +93,20 @@ def cmd_run(args: argparse.Namespace) -> int:
         if bar is not None:
             bar.close()
         if getattr(pipeline, "summary", None) is not None:
-            _print_summary(pipeline.summary)
+            # stdout may be carrying the events themselves
+            to_stdout = config.output.events == "-" or any(c.type == "stdout" for c in config.output.event_sinks)
+            _print_summary(pipeline.summary, sys.stderr if to_stdout else sys.stdout)
     return 0
 
 
-def _print_summary(s: Any) -> None:
+def _print_summary(s: Any, file: Any) -> None:
     stages = ", ".join(f"{k} {v:.1f}" for k, v in s.stage_ms.items())
-    print(f"source:  {s.source}")
-    print(f"frames:  {s.frames} processed ({s.detected} detected) in {s.seconds:.1f}s, {s.fps:.1f} frames/s")
-    print(f"tracks:  {s.tracks}   events: {s.events}   dropped: {s.dropped}")
-    print(f"stages:  ms/frame {stages}")
+    print(f"source:  {s.source}", file=file)
+    print(f"frames:  {s.frames} processed ({s.detected} detected) in {s.seconds:.1f}s, {s.fps:.1f} frames/s", file=file)
+    print(f"tracks:  {s.tracks}   events: {s.events}   dropped: {s.dropped}", file=file)
+    print(f"stages:  ms/frame {stages}", file=file)
     for name, path in s.outputs.items():
-        print(f"{name + ':':8} {path}")
+        print(f"{name + ':':8} {path}", file=file)
 
 
 def cmd_track(args: argparse.Namespace) -> int:

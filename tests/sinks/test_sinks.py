@@ -71,3 +71,33 @@ def test_mot_format(tmp_path):
     assert (tmp_path / "t.txt").read_text().startswith("1,3,10.50")
     with pytest.raises(ValueError):
         MotSink(tmp_path / "x.txt", box="kalman")
+
+
+def test_jsonl_rotation_keeps_whole_lines_in_order(tmp_path):
+    path = tmp_path / "e.jsonl"
+    events = [Event(f"{k:020x}", "track_started", "cam", k, k / 10, None, k, 0, "person", 0.9, (1.0, 2.0, 3.0, 4.0))
+              for k in range(200)]
+    with JsonlSink(path, max_bytes=4096, backups=3) as sink:
+        for k in range(0, 200, 7):
+            sink.write(frame(k), Detections.empty(), events[k : k + 7])
+    files = [path.with_name(f"e.jsonl.{k}") for k in (3, 2, 1)] + [path]
+    assert all(f.exists() for f in files) and not path.with_name("e.jsonl.4").exists()
+    assert all(f.stat().st_size <= 4096 for f in files)
+    lines = [json.loads(line) for f in files for line in f.read_text().splitlines()]
+    frames = [e["frame"] for e in lines]
+    assert frames == list(range(200 - len(frames), 200))  # the newest, in order; oldest rotated out
+
+
+def test_events_to_stdout_keep_stdout_clean(tmp_path, capsys):
+    from helpers import OBJECTS
+
+    from streamer.cli import main
+    from streamer.synthetic import write_mot, write_video
+
+    truth = write_video(tmp_path / "v.mp4", OBJECTS, 20, (240, 320), 25)
+    write_mot(tmp_path / "d.txt", truth)
+    assert main(["run", str(tmp_path / "v.mp4"), "--detector", "mot", "--detections", str(tmp_path / "d.txt"),
+                 "--events", "-", "--no-progress"]) == 0
+    out, err = capsys.readouterr()
+    events = [json.loads(line) for line in out.splitlines()]
+    assert [e["type"] for e in events].count("track_started") == 2 and "frames:" in err
