@@ -311,3 +311,23 @@ def test_every_event_type_validates_against_the_shipped_schema(data, tmp_path):
     bad = dict(next(e for e in events if e["type"] == "line_crossed"))
     del bad["direction"]
     assert list(validator.iter_errors(bad))
+
+
+@pytest.mark.parametrize("tracker", ["bytetrack", "ocsort"])
+def test_detection_interval_with_every_tracker(tracker, tmp_path):
+    slow = [MovingBox(10, 40, 40, 60, 2.0, 0.5, (230, 25, 75)), MovingBox(270, 120, 30, 50, -2.0, 0.0, (0, 130, 200))]
+    path = tmp_path / "slow.mp4"
+    truth = write_video(path, slow, 60, (240, 320), 25)
+    det = tmp_path / "det.txt"
+    write_mot(det, truth)
+    out = tmp_path / "out"
+    assert run_cli(path, "--detector", "mot", "--detections", det, "--detect-every", "3", "--tracker", tracker,
+                   "--mot", out / "t.txt", "--events", out / "e.jsonl") == 0
+    rows = np.loadtxt(out / "t.txt", delimiter=",")
+    assert sorted(set(rows[:, 1].astype(int))) == [1, 2]
+    # skipped frames carry predictions within 1.5 px of the truth once the tracks move
+    for k in (40, 50, 59):  # decoded index k-1, not a multiple of 3
+        for _, (x1, *_rest) in truth[k - 1]:
+            assert np.abs(rows[rows[:, 0] == k][:, 2] - x1).min() <= 1.5
+    types = [e["type"] for e in read_events(out / "e.jsonl")]
+    assert types.count("track_started") == types.count("track_ended") == 2
