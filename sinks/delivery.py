@@ -10,6 +10,7 @@ duplicates a crash between sending and acknowledging can cause.
 
 from __future__ import annotations
 
+import collections
 import logging
 import socket
 import threading
@@ -41,10 +42,12 @@ class WebhookTransport:
         self.timeout = timeout
         self.headers = {"Content-Type": "application/json", **(headers or {})}
 
+    window = 1  # one batch at a time: its response is the acknowledgement
+
     def key(self, event: Event) -> str:
         return ""
 
-    def send(self, entries: Sequence[tuple[str, str]]) -> None:
+    def start(self, entries: Sequence[tuple[str, str]]) -> None:
         body = ("[" + ",".join(p for _, p in entries) + "]").encode()
         request = urllib.request.Request(self.url, data=body, headers=self.headers, method="POST")
         with urllib.request.urlopen(request, timeout=self.timeout) as response:
@@ -66,7 +69,7 @@ class MqttTransport:
     scheme = ("mqtt", "mqtts")
 
     def __init__(self, url: str, topic: str = "streamer/{source_id}/{type}", qos: int = 1,
-                 timeout: float = 5.0, client_id: str | None = None, window: int = 1000) -> None:
+                 timeout: float = 5.0, client_id: str | None = None) -> None:
         import paho.mqtt.client as mqtt
 
         parts = urlsplit(url)
@@ -77,8 +80,9 @@ class MqttTransport:
             self._client.username_pw_set(parts.username, parts.password)
         if parts.scheme == "mqtts":
             self._client.tls_set()
-        # paho keeps 20 messages in flight by default: a batch would wait on round trips
-        self._client.max_inflight_messages_set(window)
+        # No limit in paho (its default of 20 makes batches wait on round trips, and its
+        # bookkeeping grows with the limit): our window of batches bounds what is in flight.
+        self._client.max_inflight_messages_set(0)
         self._client.on_connect = self._on_connect
         self._connected = False
 
@@ -98,10 +102,13 @@ class MqttTransport:
     def probe(self) -> None:
         self._connect()
 
+    window = 4  # batches published while earlier ones await their PUBACKs
+
     def key(self, event: Event) -> str:
         return self.topic.format(source_id=event.source_id, type=event.type)
 
-    def send(self, entries: Sequence[tuple[str, str]]) -> None:
+    def start(self, entries: Sequence[tuple[str, str]]) -> list:
+        """Publish a batch; returns what :meth:`finish` waits on."""
         self._connect()
         if not self._client.is_connected():
             # the network loop reconnects by itself; wait a little for it
@@ -110,7 +117,10 @@ class MqttTransport:
                 if time.monotonic() > deadline:
                     raise OSError("not connected to the broker")
                 time.sleep(0.05)
-        infos = [self._client.publish(topic, payload, qos=self.qos) for topic, payload in entries]
+        return [self._client.publish(topic, payload, qos=self.qos) for topic, payload in entries]
+
+    def finish(self, infos: list) -> None:
+        """Wait until the broker acknowledged every message of a batch."""
         deadline = time.monotonic() + self.timeout
         for info in infos:
             info.wait_for_publish(max(0.0, deadline - time.monotonic()))
@@ -140,10 +150,12 @@ class RedisTransport:
     def probe(self) -> None:
         self._redis.ping()
 
+    window = 1  # one batch at a time: the pipeline's replies are the acknowledgement
+
     def key(self, event: Event) -> str:
         return self.stream.format(source_id=event.source_id, type=event.type)
 
-    def send(self, entries: Sequence[tuple[str, str]]) -> None:
+    def start(self, entries: Sequence[tuple[str, str]]) -> None:
         pipe = self._redis.pipeline(transaction=False)
         for stream, payload in entries:
             pipe.xadd(stream, {"event": payload}, maxlen=self.maxlen, approximate=True)
@@ -214,20 +226,40 @@ class DeliverySink:
             self._wake.set()
 
     def _run(self) -> None:
+        """Send the oldest events, up to the transport's window of batches in flight;
+        acknowledge them in order; on any failure start again from the oldest
+        unacknowledged event after a backoff (so a retry may repeat events: at least once)."""
         delay = self.backoff
+        in_flight: collections.deque = collections.deque()  # (last seq, events, handle)
+        sent = 0  # highest seq handed to the transport
+        finish = getattr(self.transport, "finish", None)
         while True:
             if self._stop.is_set() and self._draining_over():
                 return
-            entries = self.outbox.peek(self.batch)
-            if not entries:
-                if self._stop.is_set():
-                    return
-                self._wake.wait(0.2)
-                self._wake.clear()
-                continue
             try:
-                self.transport.send([(k, p) for _, k, p in entries])
+                while len(in_flight) < self.transport.window:
+                    entries = self.outbox.peek(self.batch, after=sent)
+                    if not entries:
+                        break
+                    handle = self.transport.start([(k, p) for _, k, p in entries])
+                    in_flight.append((entries[-1][0], len(entries), handle))
+                    sent = entries[-1][0]
+                if not in_flight:
+                    if self._stop.is_set():
+                        return
+                    self._wake.wait(0.2)
+                    self._wake.clear()
+                    continue
+                last, count, handle = in_flight[0]
+                if finish is not None:
+                    finish(handle)
+                in_flight.popleft()
+                self.outbox.ack(last)
+                self.delivered += count
+                delay = self.backoff
             except Exception as exc:
+                in_flight.clear()
+                sent = 0
                 self.failures += 1
                 if self.failures == 1 or delay >= self.max_backoff:
                     log.warning("%s sink %s: delivery failed (%s); retrying in %.1fs, %d event(s) waiting on disk",
@@ -237,10 +269,6 @@ class DeliverySink:
                 else:
                     self._stop.wait(delay)
                 delay = min(delay * 2, self.max_backoff)
-                continue
-            self.outbox.ack(entries[-1][0])
-            self.delivered += len(entries)
-            delay = self.backoff
 
     def _draining_over(self) -> bool:
         return time.monotonic() > self._drain_deadline

@@ -21,6 +21,10 @@ __all__ = ["Outbox"]
 class Outbox:
     """An append-only queue in a SQLite file, read in order and acknowledged in batches.
 
+    The writer (``append``, the pipeline thread) and the reader (``peek``/``ack``, the
+    delivery thread) use separate connections: in WAL mode they do not wait on each
+    other beyond SQLite's own short write lock.
+
     Args:
         path: The SQLite file; created with its folder when missing.
     """
@@ -28,47 +32,57 @@ class Outbox:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._lock = threading.Lock()
-        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-        # WAL: readers and the writer do not block each other; NORMAL sync survives a
-        # process crash (the OS has the pages), which is what kill -9 is.
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.execute(
+        self._writer = self._connect()
+        # NORMAL sync in WAL mode survives a process crash (the OS has the pages), which
+        # is what kill -9 is; only a power cut can lose the last commits.
+        self._writer.execute("PRAGMA journal_mode=WAL")
+        self._writer.execute(
             "CREATE TABLE IF NOT EXISTS outbox (seq INTEGER PRIMARY KEY AUTOINCREMENT, key TEXT NOT NULL, payload TEXT NOT NULL)"
         )
-        columns = [row[1] for row in self._db.execute("PRAGMA table_info(outbox)")]
+        columns = [row[1] for row in self._writer.execute("PRAGMA table_info(outbox)")]
         if columns != ["seq", "key", "payload"]:
-            self._db.close()
+            self._writer.close()
             raise SinkError(
                 f"{self.path}: an outbox of another layout ({', '.join(columns)}); deliver its events with the "
                 f"streamer version that wrote it, or move the file away"
             )
+        self._reader = self._connect()
+        self._write_lock = threading.Lock()
+        self._read_lock = threading.Lock()
+
+    def _connect(self) -> sqlite3.Connection:
+        db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30.0)
+        db.execute("PRAGMA synchronous=NORMAL")
+        return db
 
     def append(self, entries: Sequence[tuple[str, str]]) -> None:
         """Add ``(key, payload)`` entries at the end, atomically (the key is where the
         payload goes: an MQTT topic, a Redis stream)."""
         if not entries:
             return
-        with self._lock:
-            self._db.execute("BEGIN")
-            self._db.executemany("INSERT INTO outbox (key, payload) VALUES (?, ?)", entries)
-            self._db.execute("COMMIT")
+        with self._write_lock:
+            self._writer.execute("BEGIN IMMEDIATE")
+            self._writer.executemany("INSERT INTO outbox (key, payload) VALUES (?, ?)", entries)
+            self._writer.execute("COMMIT")
 
-    def peek(self, limit: int) -> list[tuple[int, str, str]]:
-        """The oldest ``limit`` entries as ``(seq, key, payload)``, not removed."""
-        with self._lock:
-            return self._db.execute("SELECT seq, key, payload FROM outbox ORDER BY seq LIMIT ?", (limit,)).fetchall()
+    def peek(self, limit: int, after: int = 0) -> list[tuple[int, str, str]]:
+        """The oldest ``limit`` entries with ``seq > after`` as ``(seq, key, payload)``,
+        not removed."""
+        with self._read_lock:
+            return self._reader.execute(
+                "SELECT seq, key, payload FROM outbox WHERE seq > ? ORDER BY seq LIMIT ?", (after, limit)
+            ).fetchall()
 
     def ack(self, up_to: int) -> None:
         """Remove every entry up to and including ``seq`` ``up_to``."""
-        with self._lock:
-            self._db.execute("DELETE FROM outbox WHERE seq <= ?", (up_to,))
+        with self._read_lock:
+            self._reader.execute("DELETE FROM outbox WHERE seq <= ?", (up_to,))
 
     def __len__(self) -> int:
-        with self._lock:
-            return self._db.execute("SELECT COUNT(*) FROM outbox").fetchone()[0]
+        with self._read_lock:
+            return self._reader.execute("SELECT COUNT(*) FROM outbox").fetchone()[0]
 
     def close(self) -> None:
-        with self._lock:
-            self._db.close()
+        with self._write_lock, self._read_lock:
+            self._reader.close()
+            self._writer.close()
