@@ -17,14 +17,13 @@ import json
 import shutil
 import socket
 import subprocess
-import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
 
 from sinks.delivery import DeliverySink
-from sinks.events import JsonlSink, StdoutSink, event_json
+from sinks.events import JsonlSink, StdoutSink
 from streamer.analytics import event_id
 from streamer.types import Event
 

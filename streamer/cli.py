@@ -61,16 +61,19 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from streamer.config import load_config
+    from pydantic import ValidationError
+
+    from streamer.config import EventSinkConfig, load_config
     from streamer.pipeline import Pipeline
 
     config = load_config(args.config, _overrides(args))
-    extra = [{"type": kind, "url": getattr(args, kind)} for kind in ("mqtt", "redis", "webhook") if getattr(args, kind)]
-    if extra:  # added to the config file's sinks
-        config = load_config(
-            args.config, {**_overrides(args), "output": {**_overrides(args).get("output", {}),
-                          "event_sinks": [s.model_dump() for s in config.output.event_sinks] + extra}}
-        )
+    for kind in ("mqtt", "redis", "webhook"):  # added to the config file's sinks
+        if getattr(args, kind):
+            try:
+                sink = EventSinkConfig(type=kind, url=getattr(args, kind))
+            except ValidationError as exc:
+                raise ConfigError(f"--{kind}: {exc.errors()[0]['msg']}") from None
+            config.output.event_sinks = [*config.output.event_sinks, sink]
     if not config.source.uri:
         raise ConfigError("no source: pass a video file, image folder or glob, or set source.uri in --config")
     if not (config.output.video or config.output.events or config.output.mot or config.output.event_sinks):
@@ -88,7 +91,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     pipeline = Pipeline(config, progress=progress)
     try:
-        summary = pipeline.run()
+        pipeline.run()
     finally:
         if bar is not None:
             bar.close()

@@ -36,7 +36,7 @@ from streamer.registry import DETECTORS, SINKS, create_tracker, resolve
 from streamer.sampling import Sampler
 from streamer.sources import open_source
 from streamer.urls import redact
-from streamer.types import Detections, Frame
+from streamer.types import Frame
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,6 @@
 """The whole pipeline as a user runs it: `streamer run` on files, good and bad."""
 
 import json
-import os
 import signal
 import subprocess
 import sys

@@ -1,5 +1,4 @@
 from fractions import Fraction
-from pathlib import Path
 
 import cv2
 import numpy as np

@@ -1,7 +1,6 @@
 """The batched Kalman filter against filterpy on the same models, step by step."""
 
 import numpy as np
-import pytest
 from filterpy.kalman import KalmanFilter
 
 from trackers import kalman
