@@ -30,7 +30,7 @@ from trackers.sort import _P0_POS, _P0_VEL, _Q_POS, _Q_VEL, _R, _pairs_above, _s
 
 __all__ = ["OcSort"]
 
-_ID, _CLASS, _HITS, _STREAK, _SINCE, _AGE, _OBSERVED, _HAS_OBS = range(8)
+_ID, _CLASS, _HITS, _STREAK, _SINCE, _AGE, _OBSERVED, _HAS_OBS, _CONFIRMED = range(9)
 # SORT's noise as the 2-D arrays the compiled kernels take.
 _Q_POS2, _Q_VEL2, _R2 = _Q_POS[None], _Q_VEL[None], _R[None]
 _NEVER = -(10**9)
@@ -129,6 +129,9 @@ class OcSort:
         inertia: Weight of the direction agreement in the association cost.
         frame_rate: Accepted for a common tracker signature; OC-SORT counts frames.
         class_aware: Never match a detection to a track of another class.
+        persistent: Once a track has been matched ``min_hits`` times in a row it is
+            reported whenever it is matched (as ByteTrack does); the original, like SORT,
+            hides it again until a new streak of ``min_hits``.
     """
 
     def __init__(
@@ -141,6 +144,7 @@ class OcSort:
         inertia: float = 0.1,
         frame_rate: float = 30.0,
         class_aware: bool = True,
+        persistent: bool = True,
     ) -> None:
         if delta_t < 1 or max_age < 0 or min_hits < 0 or not 0.0 < iou_threshold <= 1.0:
             raise ValueError(
@@ -154,6 +158,7 @@ class OcSort:
         self.delta_t = delta_t
         self.inertia = inertia
         self.class_aware = class_aware
+        self.persistent = persistent
         self.reset()
 
     def reset(self) -> None:
@@ -163,7 +168,7 @@ class OcSort:
         ring = self.delta_t + 1
         self._kf = np.empty((5, 0, 4))
         self._saved = np.empty((5, 0, 4))  # filter right after the last observation
-        self._int = np.empty((0, 8), np.int64)
+        self._int = np.empty((0, 9), np.int64)
         self._last = np.empty((0, 5))  # last observation: x1, y1, x2, y2, score
         self._ring = np.empty((0, ring, 4))  # observations by age % ring
         self._ring_age = np.empty((0, ring), np.int64)
@@ -276,9 +281,11 @@ class OcSort:
             det_of_track = np.concatenate([det_of_track, rows[u_det]])
         ints = self._int
         since = ints[:, _SINCE]
-        shown = (since < 1) & (
-            (ints[:, _STREAK] >= self.min_hits) | (self.frame_count <= self.min_hits)
-        )
+        ready = (ints[:, _STREAK] >= self.min_hits) | (self.frame_count <= self.min_hits)
+        if self.persistent:
+            ints[ready, _CONFIRMED] = 1
+            ready |= ints[:, _CONFIRMED] == 1
+        shown = (since < 1) & ready
         out = np.flatnonzero(shown)
         result = detections.take(
             det_of_track[out], ints[out, _ID],
@@ -312,7 +319,7 @@ class OcSort:
     def _add(self, boxes: np.ndarray, scores: np.ndarray, classes: np.ndarray) -> None:
         n = len(boxes)
         kf = kalman.initiate(xyxy_to_xysr(boxes), _P0_POS, _P0_VEL)
-        ints = np.zeros((n, 8), np.int64)
+        ints = np.zeros((n, 9), np.int64)
         ints[:, _ID] = np.arange(self._next_id, self._next_id + n)
         ints[:, _CLASS] = classes
         ints[:, _OBSERVED] = 1

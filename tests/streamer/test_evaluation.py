@@ -101,3 +101,20 @@ def test_eval_errors(data, tmp_path, capsys):
     assert main(["eval", str(root), str(tmp_path / "empty")]) == 1
     assert "no result file for TUD-Campus" in capsys.readouterr().err
     assert main(["track", str(tmp_path / "nowhere"), "--out", str(tmp_path / "x")]) == 1
+
+
+def test_mot17_protocol_gives_100_for_the_ground_truth(data, tmp_path):
+    """MOT17 (classes, visibility, distractors): the considered pedestrians of the ground
+    truth, submitted as results, score 100."""
+    seq = "MOT17-05"
+    gt = tmp_path / "gt"
+    shutil.copytree(data / "mot17-gt" / seq, gt / seq)
+    rows = np.loadtxt(gt / seq / "gt" / "gt.txt", delimiter=",")
+    keep = rows[(rows[:, 6] == 1) & (rows[:, 7] == 1)]
+    (tmp_path / "res").mkdir()
+    (tmp_path / "res" / f"{seq}.txt").write_text(
+        "".join(f"{int(f)},{int(i)},{x},{y},{w},{h},1,-1,-1,-1\n" for f, i, x, y, w, h, *_ in keep)
+    )
+    scores = evaluate(gt, tmp_path / "res", benchmark="MOT17")[seq]
+    assert scores["HOTA"] == pytest.approx(100.0) and scores["MOTA"] == pytest.approx(100.0)
+    assert scores["IDF1"] == pytest.approx(100.0) and scores["IDSW"] == 0

@@ -59,3 +59,18 @@ def test_low_scores_ignored_and_reset():
     t.update(dets([walk(0)]))
     t.reset()
     assert t.update(dets([walk(0)])).tracker_id.tolist() == [1]
+
+
+@pytest.mark.parametrize("persistent, expected", [(True, [3, 5, 7, 9]), (False, [3])])
+def test_confirmed_track_reported_whenever_matched(persistent, expected):
+    """Confirmed after 3 hits in a row, then seen every other frame: persistent tracks
+    are reported at each match; the original rule hides them until a new streak."""
+    t = OcSort(min_hits=3, max_age=5, persistent=persistent)
+    for k in range(3):
+        t.update(dets([walk(k)]))
+    shown = []
+    for k in range(3, 10):
+        out = t.update(dets([walk(k)]) if k % 2 else dets([]))
+        if len(out):
+            shown.append(k)
+    assert shown == expected
