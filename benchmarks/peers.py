@@ -66,3 +66,25 @@ def write_mot(path: Path, tracks: list[np.ndarray]) -> None:
             lines.append(f"{number},{int(tid)},{x1:.2f},{y1:.2f},{x2 - x1:.2f},{y2 - y1:.2f},1,-1,-1,-1\n")
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("".join(lines))
+
+
+def track_everything(det_root: Path, seqs: list[str], work: Path) -> dict[str, Path]:
+    """Our three trackers and the peers over ``det_root/<seq>/det/det.txt``; the folder of
+    MOT result files of each, by label."""
+    from streamer.evaluation import load_sequence, track_folder
+
+    results: dict[str, Path] = {}
+    for name in ("sort", "bytetrack", "ocsort"):
+        track_folder(det_root, work / name, name)
+        results[f"streamer {name}"] = work / name
+    runs = {"ultralytics BYTETracker": run_bytetracker}
+    if reference_sort() is not None:
+        runs["reference SORT (abewley)"] = run_reference_sort
+    for label, run in runs.items():
+        out = work / label.split()[0]
+        for seq in seqs:
+            frames, _ = load_sequence(det_root / seq)
+            arrays = [np.column_stack([d.xyxy.astype(np.float64), d.confidence]) for d in frames]
+            write_mot(out / f"{seq}.txt", run(arrays))
+        results[label] = out
+    return results

@@ -13,12 +13,11 @@ import sys
 import tempfile
 from pathlib import Path
 
-import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import peers  # noqa: E402
 
-from streamer.evaluation import evaluate, load_sequence, sequences_with, track_folder  # noqa: E402
+from streamer.evaluation import evaluate, sequences_with  # noqa: E402
 
 
 def main() -> None:
@@ -32,20 +31,7 @@ def main() -> None:
         shutil.copytree(mot15 / seq, gt / seq)
     seqs = sequences_with(gt, "gt/gt.txt")
 
-    results: dict[str, Path] = {}
-    for name in ("sort", "bytetrack", "ocsort"):
-        track_folder(gt, work / name, name)
-        results[f"streamer {name}"] = work / name
-    runs = {"ultralytics BYTETracker": peers.run_bytetracker}
-    if peers.reference_sort() is not None:
-        runs["reference SORT (abewley)"] = peers.run_reference_sort
-    for label, run in runs.items():
-        out = work / label.split()[0]
-        for seq in seqs:
-            frames, _ = load_sequence(gt / seq)
-            arrays = [np.column_stack([d.xyxy.astype(np.float64), d.confidence]) for d in frames]
-            peers.write_mot(out / f"{seq}.txt", run(arrays))
-        results[label] = out
+    results = peers.track_everything(gt, seqs, work)
 
     print(f"{'tracker':28s}" + "".join(f"{s:>30s}" for s in [*seqs, "COMBINED"]))
     print(f"{'':28s}" + f"{'HOTA  MOTA  IDF1  IDSW':>30s}" * (len(seqs) + 1))

@@ -21,7 +21,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import peers  # noqa: E402
 
-from streamer.evaluation import evaluate, load_sequence, track_folder  # noqa: E402
+from streamer.evaluation import evaluate  # noqa: E402
 
 
 def simulate(gt: np.ndarray, width: int, height: int, rng: np.random.Generator) -> np.ndarray:
@@ -67,20 +67,7 @@ def main() -> None:
         np.savetxt(work / "gt" / seq / "det" / "det.txt", np.column_stack([dets, -np.ones((len(dets), 3))]),
                    delimiter=",", fmt="%.2f")
 
-    results = {}
-    for name in ("sort", "bytetrack", "ocsort"):
-        track_folder(work / "gt", work / name, name)
-        results[f"streamer {name}"] = work / name
-    runs = {"ultralytics BYTETracker": peers.run_bytetracker}
-    if peers.reference_sort() is not None:
-        runs["reference SORT (abewley)"] = peers.run_reference_sort
-    for label, run in runs.items():
-        out = work / label.split()[0]
-        for seq in seqs:
-            frames, _ = load_sequence(work / "gt" / seq)
-            arrays = [np.column_stack([d.xyxy.astype(np.float64), d.confidence]) for d in frames]
-            peers.write_mot(out / f"{seq}.txt", run(arrays))
-        results[label] = out
+    results = peers.track_everything(work / "gt", seqs, work)
 
     print(f"MOT17 train, {len(seqs)} sequences, simulated detections (seed {args.seed}); combined:")
     print(f"{'tracker':28s}{'HOTA':>7s}{'MOTA':>7s}{'IDF1':>7s}{'IDSW':>7s}")
