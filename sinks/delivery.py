@@ -15,7 +15,6 @@ import logging
 import socket
 import threading
 import time
-import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Sequence
@@ -36,13 +35,12 @@ class WebhookTransport:
     """POSTs each batch as a JSON array to ``url``; any 2xx acknowledges it."""
 
     scheme = ("http", "https")
+    window = 1  # one batch at a time: its response is the acknowledgement
 
     def __init__(self, url: str, timeout: float = 5.0, headers: dict[str, str] | None = None) -> None:
         self.url = url
         self.timeout = timeout
         self.headers = {"Content-Type": "application/json", **(headers or {})}
-
-    window = 1  # one batch at a time: its response is the acknowledgement
 
     def key(self, event: Event) -> str:
         return ""

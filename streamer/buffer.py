@@ -5,7 +5,7 @@ from __future__ import annotations
 import collections
 import threading
 import time
-from typing import Any, Generic, TypeVar
+from typing import Generic, TypeVar
 
 __all__ = ["RingBuffer", "Closed"]
 
@@ -113,6 +113,3 @@ class RingBuffer(Generic[T]):
     @property
     def closed(self) -> bool:
         return self._closed
-
-    def stats(self) -> dict[str, Any]:
-        return {"size": self.size, "policy": self.policy, "dropped": self.dropped, "high_water": self.high_water}

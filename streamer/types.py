@@ -157,12 +157,6 @@ class Detections:
             {k: np.concatenate([p.data[k] for p in parts]) for k in keys},
         )
 
-    def with_tracker_id(self, tracker_id: np.ndarray, **data: np.ndarray) -> "Detections":
-        """A copy of these boxes with ``tracker_id`` replaced and ``data`` entries added."""
-        return Detections(
-            self.xyxy, self.confidence, self.class_id, tracker_id, {**self.data, **data}
-        )
-
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Event:
