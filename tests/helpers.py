@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from streamer.synthetic import MovingBox
+from streamer.synthetic import MovingBox, write_mot, write_video
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("STREAMER_DATA", REPO.parent / "shared" / "data"))
@@ -19,6 +19,22 @@ OBJECTS = [
     MovingBox(10, 40, 40, 60, 6.0, 1.0, (230, 25, 75)),
     MovingBox(270, 120, 30, 50, -5.0, -1.0, (0, 130, 200)),
 ]
+# The same two, slow enough (2 px/frame) to keep their tracks across skipped frames.
+SLOW = [
+    MovingBox(10, 40, 40, 60, 2.0, 0.5, (230, 25, 75)),
+    MovingBox(270, 120, 30, 50, -2.0, 0.0, (0, 130, 200)),
+]
+
+
+def clip_with_detections(folder: Path, objects: list, frames: int, size: tuple[int, int] = (240, 320),
+                         name: str = "clip.mp4") -> tuple[Path, Path, list]:
+    """A 25 fps clip of ``objects`` in ``folder`` and its exact detections as a MOT
+    ``det.txt``; returns the two paths and the ground truth per frame."""
+    path = folder / name
+    truth = write_video(path, objects, frames, size, 25)
+    det = folder / f"{path.stem}-det.txt"
+    write_mot(det, truth)
+    return path, det, truth
 
 
 def free_port_closed() -> int:

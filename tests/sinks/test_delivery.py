@@ -18,9 +18,11 @@ import paho.mqtt.client as mqtt
 import pytest
 import redis
 
+from helpers import clip_with_detections
+
 from sinks.outbox import Outbox
 from streamer.cli import main
-from streamer.synthetic import MovingBox, write_mot, write_video
+from streamer.synthetic import MovingBox
 
 
 def busy_video(tmp_path: Path, frames: int, name: str = "busy") -> tuple[Path, Path]:
@@ -31,10 +33,7 @@ def busy_video(tmp_path: Path, frames: int, name: str = "busy") -> tuple[Path, P
         start = 12 * k
         objects.append(MovingBox(float(rng.uniform(10, 200)), float(rng.uniform(10, 60)), 20, 30, 1.0, 0.5,
                                  (int(rng.integers(60, 255)), 40, 40), start=start, end=start + 30))
-    path = tmp_path / f"{name}.mp4"
-    truth = write_video(path, objects, frames, (120, 240), 25)
-    det = tmp_path / f"{name}-det.txt"
-    write_mot(det, truth)
+    path, det, _ = clip_with_detections(tmp_path, objects, frames, (120, 240), f"{name}.mp4")
     return path, det
 
 

@@ -89,14 +89,12 @@ def test_jsonl_rotation_keeps_whole_lines_in_order(tmp_path):
 
 
 def test_events_to_stdout_keep_stdout_clean(tmp_path, capsys):
-    from helpers import OBJECTS
+    from helpers import OBJECTS, clip_with_detections
 
     from streamer.cli import main
-    from streamer.synthetic import write_mot, write_video
 
-    truth = write_video(tmp_path / "v.mp4", OBJECTS, 20, (240, 320), 25)
-    write_mot(tmp_path / "d.txt", truth)
-    assert main(["run", str(tmp_path / "v.mp4"), "--detector", "mot", "--detections", str(tmp_path / "d.txt"),
+    video, det, _ = clip_with_detections(tmp_path, OBJECTS, 20)
+    assert main(["run", str(video), "--detector", "mot", "--detections", str(det),
                  "--events", "-", "--no-progress"]) == 0
     out, err = capsys.readouterr()
     events = [json.loads(line) for line in out.splitlines()]

@@ -10,12 +10,12 @@ from fractions import Fraction
 import av
 import numpy as np
 import pytest
-from helpers import OBJECTS
+from helpers import OBJECTS, SLOW, clip_with_detections
 
 from streamer.cli import main
 from streamer.config import load_config
 from streamer.pipeline import Pipeline
-from streamer.synthetic import MovingBox, write_mot, write_video
+from streamer.synthetic import write_mot
 
 
 def decode_count(path):
@@ -73,11 +73,7 @@ def test_synthetic_video_exact_tracks(tiny_job, tmp_path):
 
 def test_every_and_detection_interval(tmp_path):
     # slow objects (2 px/frame): SORT keeps them across 4 decoded frames per detection
-    slow = [MovingBox(10, 40, 40, 60, 2.0, 0.5, (230, 25, 75)), MovingBox(270, 120, 30, 50, -2.0, 0.0, (0, 130, 200))]
-    path = tmp_path / "slow.mp4"
-    truth = write_video(path, slow, 40, (240, 320), 25)
-    det = tmp_path / "det.txt"
-    write_mot(det, truth)
+    path, det, truth = clip_with_detections(tmp_path, SLOW, 40)
     out = tmp_path / "out"
     rc = run_cli(path, "--detector", "mot", "--detections", det, "--every", "2", "--detect-every", "2",
                  "--tracker", "sort", "--out-video", out / "a.mp4", "--mot", out / "t.txt")
@@ -159,10 +155,7 @@ def test_bad_input_one_line_error(args, code, message, tiny_video, tmp_path, cap
 
 
 def test_truncated_video_keeps_outputs_valid(tmp_path, capsys):
-    path = tmp_path / "cut.mkv"
-    truth = write_video(path, OBJECTS, 60, (120, 160), 25)
-    det = tmp_path / "det.txt"
-    write_mot(det, truth)
+    path, det, _ = clip_with_detections(tmp_path, OBJECTS, 60, (120, 160), "cut.mkv")
     data = path.read_bytes()
     path.write_bytes(data[: len(data) * 2 // 3])
     out = tmp_path / "out"
@@ -179,10 +172,7 @@ def test_truncated_video_keeps_outputs_valid(tmp_path, capsys):
 
 
 def test_ctrl_c_leaves_valid_outputs(tmp_path):
-    path = tmp_path / "long.mp4"
-    truth = write_video(path, OBJECTS, 1500, (240, 320), 25)
-    det = tmp_path / "det.txt"
-    write_mot(det, truth)
+    path, det, _ = clip_with_detections(tmp_path, OBJECTS, 1500, name="long.mp4")
     out = tmp_path / "out"
     cmd = [sys.executable, "-m", "streamer", "run", str(path), "--detector", "mot", "--detections", str(det),
            "--out-video", str(out / "a.mp4"), "--events", str(out / "e.jsonl"), "--mot", str(out / "t.txt"), "--no-progress"]
@@ -314,11 +304,7 @@ def test_every_event_type_validates_against_the_shipped_schema(data, tmp_path):
 
 @pytest.mark.parametrize("tracker", ["bytetrack", "ocsort"])
 def test_detection_interval_with_every_tracker(tracker, tmp_path):
-    slow = [MovingBox(10, 40, 40, 60, 2.0, 0.5, (230, 25, 75)), MovingBox(270, 120, 30, 50, -2.0, 0.0, (0, 130, 200))]
-    path = tmp_path / "slow.mp4"
-    truth = write_video(path, slow, 60, (240, 320), 25)
-    det = tmp_path / "det.txt"
-    write_mot(det, truth)
+    path, det, truth = clip_with_detections(tmp_path, SLOW, 60)
     out = tmp_path / "out"
     assert run_cli(path, "--detector", "mot", "--detections", det, "--detect-every", "3", "--tracker", tracker,
                    "--mot", out / "t.txt", "--events", out / "e.jsonl") == 0
