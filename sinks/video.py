@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Sequence
 
 import av
+import cv2
 import numpy as np
 
 from sinks.annotate import annotate
@@ -27,7 +28,8 @@ class VideoSink:
     """Writes every processed frame with its tracks drawn.
 
     One output frame per processed frame, at ``fps``, pts ``0, 1, 2, ...`` in a
-    ``1 / fps`` time base. Drawing and encoding run on a worker thread behind a bounded
+    ``1 / fps`` time base; with ``timed`` (live sources, which drop frames and have gaps)
+    each frame keeps its own time instead, so the video plays at the real pace. Drawing and encoding run on a worker thread behind a bounded
     queue; ``close()`` flushes the encoder and finishes the container, so the file plays
     also after an error upstream.
 
@@ -38,6 +40,7 @@ class VideoSink:
         codec: Encoder name.
         crf: Quality for x264 (lower is better).
         queue_size: Frames waiting for the encoder before ``write`` blocks.
+        timed: Place frames by their pts rather than one after another.
     """
 
     def __init__(
@@ -48,6 +51,7 @@ class VideoSink:
         codec: str = "libx264",
         crf: int = 23,
         queue_size: int = 16,
+        timed: bool = False,
     ) -> None:
         self.path = Path(path)
         self.fps = Fraction(fps).limit_denominator(1001000)
@@ -55,6 +59,9 @@ class VideoSink:
         self.codec = codec
         self.crf = crf
         self.frames = 0
+        self.timed = timed
+        self._first_pts: Fraction | None = None
+        self._last = -1
         self._queue: queue.Queue = queue.Queue(maxsize=queue_size)
         self._thread: threading.Thread | None = None
         self._error: BaseException | None = None
@@ -74,7 +81,7 @@ class VideoSink:
     def write(self, frame: Frame, tracks: Detections, events: Sequence[Event] = ()) -> None:
         if self._error is not None:
             raise SinkError(f"{self.path}: encoding failed ({self._error})") from self._error
-        self._queue.put((frame.image, tracks))
+        self._queue.put((frame.image, tracks, frame.pts))
 
     def _open_stream(self, height: int, width: int) -> None:
         options = {"crf": str(self.crf), "preset": "veryfast"} if self.codec == "libx264" else {}
@@ -91,18 +98,23 @@ class VideoSink:
                 item = self._queue.get()
                 if item is _END:
                     return
-                image, tracks = item
+                image, tracks, pts = item
                 if self._stream is None:
                     self._open_stream(*image.shape[:2])
                 drawn = annotate(image, tracks, self.names)
-                if drawn.shape[0] != self._stream.height or drawn.shape[1] != self._stream.width:
-                    drawn = np.pad(
-                        drawn,
-                        ((0, self._stream.height - drawn.shape[0]), (0, self._stream.width - drawn.shape[1]), (0, 0)),
-                        mode="edge",
-                    )
+                h, w = self._stream.height, self._stream.width
+                if drawn.shape[0] != h or drawn.shape[1] != w:
+                    if 0 <= h - drawn.shape[0] <= 1 and 0 <= w - drawn.shape[1] <= 1:
+                        drawn = np.pad(drawn, ((0, h - drawn.shape[0]), (0, w - drawn.shape[1]), (0, 0)), mode="edge")
+                    else:  # a camera that came back at another resolution
+                        drawn = cv2.resize(drawn, (w, h), interpolation=cv2.INTER_AREA)
                 vf = av.VideoFrame.from_ndarray(drawn, format="rgb24")
-                vf.pts = self.frames
+                if self.timed:
+                    self._first_pts = pts if self._first_pts is None else self._first_pts
+                    self._last = max(self._last + 1, round((pts - self._first_pts) * self.fps))
+                    vf.pts = self._last
+                else:
+                    vf.pts = self.frames
                 for packet in self._stream.encode(vf):
                     self._container.mux(packet)
                 self.frames += 1

@@ -280,35 +280,48 @@ class Analytics:
         source_id: Source named in events.
         names: Class id to name (of the detector).
         config: ``streamer.config.AnalyticsConfig``.
-        frame_size: ``(height, width)``, to scale normalized coordinates.
+        frame_size: ``(height, width)``, to scale normalized coordinates (None: the
+            first frame's, for cameras not yet connected).
         end_after: Frames unreported before a track ends, where the tracker gives no ids.
         live: Whether wall-clock times go into events.
     """
 
-    def __init__(self, source_id: str, names: dict[int, str], config, frame_size: tuple[int, int],
+    def __init__(self, source_id: str, names: dict[int, str], config, frame_size: tuple[int, int] | None,
                  end_after: int = 30, live: bool = False) -> None:
         self.tracks = TrackEvents(source_id, names, end_after, live)
         self.source_id = source_id
         self.names = names
         self.anchor = config.anchor
+        self._config = config
+        self.lines: list[LineCounter] = []
+        self.zones: list[ZoneWatcher] = []
+        self._placed = False
+        if frame_size is not None:
+            self._place(frame_size)
+        self._downs = 0
+        self.interval = config.count_interval
+        self._interval_start: float | None = None
+        self._counts: dict[tuple[str, str], dict[str, int]] = {}
+        self._last = (0, 0.0, None)  # frame, pts, wall time of the last frame seen
+
+    def _place(self, frame_size: tuple[int, int]) -> None:
+        """Lines and zones in pixels of a ``(height, width)`` frame."""
         h, w = frame_size
 
         def scale(points, normalized):
             pts = np.asarray(points, np.float64)
             return pts * [w, h] if normalized else pts
 
+        names = self.names
         self.lines = [
             LineCounter(c.name, *scale(c.points, c.normalized), c.hysteresis, _Classes(c.classes, names))
-            for c in config.lines
+            for c in self._config.lines
         ]
         self.zones = [
             ZoneWatcher(c.name, scale(c.points, c.normalized), c.min_dwell, _Classes(c.classes, names))
-            for c in config.zones
+            for c in self._config.zones
         ]
-        self.interval = config.count_interval
-        self._interval_start: float | None = None
-        self._counts: dict[tuple[str, str], dict[str, int]] = {}
-        self._last = (0, 0.0, None)  # frame, pts, wall time of the last frame seen
+        self._placed = True
 
     def _event(self, kind: str, key: str, frame: int, pts: float, wall, tracks: Detections | None,
                row: int | None, data: dict) -> Event:
@@ -333,6 +346,8 @@ class Analytics:
 
     def update(self, frame: Frame, tracks: Detections, alive: np.ndarray | None = None) -> list[Event]:
         """Events raised by ``frame``'s tracks (every processed frame, in order)."""
+        if not self._placed:
+            self._place(frame.shape)
         pts = float(frame.pts)
         wall = frame.captured_at if self.tracks.live else None
         self._last = (frame.index, pts, wall)
@@ -399,6 +414,25 @@ class Analytics:
             if final:
                 break
         return out
+
+    def source_down(self, frame: int, pts: float, wall: float, reason: str) -> list[Event]:
+        """The source stopped delivering: every open track (and zone visit) ends at its
+        last frame, then ``source_down``."""
+        events = self._ended(self.tracks.finish())
+        self._downs += 1
+        events.append(Event(
+            id=event_id(self.source_id, f"source_down:{self._downs}", None, frame), type="source_down",
+            source_id=self.source_id, frame=frame, pts=round(pts, 6), wall_time=wall, data={"reason": reason},
+        ))
+        return events
+
+    def source_up(self, frame: int, pts: float, wall: float, downtime: float, attempts: int) -> list[Event]:
+        """The source delivers again after ``downtime`` seconds."""
+        return [Event(
+            id=event_id(self.source_id, f"source_up:{self._downs}", None, frame), type="source_up",
+            source_id=self.source_id, frame=frame, pts=round(pts, 6), wall_time=wall,
+            data={"downtime": round(downtime, 3), "attempts": attempts},
+        )]
 
     def finish(self) -> list[Event]:
         """Events at the end of the stream: open zone visits and tracks end, last counts."""

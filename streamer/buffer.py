@@ -1,13 +1,14 @@
-"""A bounded queue between a producer and a consumer thread, with a stated drop policy."""
+"""Bounded queues between the decode threads and the inference thread, with a stated
+drop policy, and a group that gathers batches across the queues of several sources."""
 
 from __future__ import annotations
 
 import collections
 import threading
 import time
-from typing import Generic, TypeVar
+from typing import Callable, Generic, TypeVar
 
-__all__ = ["RingBuffer", "Closed"]
+__all__ = ["RingBuffer", "BufferGroup", "Closed"]
 
 T = TypeVar("T")
 
@@ -25,9 +26,15 @@ class RingBuffer(Generic[T]):
             counted in ``dropped`` (bounded latency; for live sources).
 
     ``close()`` ends the stream: ``get`` returns what is left, then raises :class:`Closed`.
+
+    Args:
+        droppable: Which items ``drop_oldest`` may discard (default: any). Others (a
+            source's status changes) are always delivered, even past ``size``.
+        group: The :class:`BufferGroup` this buffer belongs to (shares its lock).
     """
 
-    def __init__(self, size: int, policy: str = "block") -> None:
+    def __init__(self, size: int, policy: str = "block", *, droppable: Callable[[T], bool] | None = None,
+                 group: "BufferGroup | None" = None) -> None:
         if size < 1:
             raise ValueError(f"RingBuffer: size must be >= 1, got {size}")
         if policy not in ("block", "drop_oldest"):
@@ -39,7 +46,9 @@ class RingBuffer(Generic[T]):
         self.high_water = 0
         self._items: collections.deque[T] = collections.deque()
         self._closed = False
-        self._lock = threading.Lock()
+        self._droppable = droppable
+        self._group = group
+        self._lock = group.lock if group is not None else threading.Lock()
         self._not_empty = threading.Condition(self._lock)
         self._not_full = threading.Condition(self._lock)
 
@@ -58,13 +67,31 @@ class RingBuffer(Generic[T]):
             if self._closed:
                 return False
             if len(self._items) >= self.size:
-                self._items.popleft()
-                self.dropped += 1
+                self._drop_oldest()
             self._items.append(item)
             self.put_count += 1
             self.high_water = max(self.high_water, len(self._items))
             self._not_empty.notify()
+            if self._group is not None:
+                self._group.ready.notify()
             return True
+
+    def _drop_oldest(self) -> None:
+        if self._droppable is None:
+            self._items.popleft()
+            self.dropped += 1
+            return
+        for i, old in enumerate(self._items):
+            if self._droppable(old):
+                del self._items[i]
+                self.dropped += 1
+                return
+
+    def _take(self) -> T:
+        """The oldest item (lock held, buffer not empty)."""
+        item = self._items.popleft()
+        self._not_full.notify()
+        return item
 
     def get(self, timeout: float | None = None) -> T | None:
         """The oldest item; ``None`` after ``timeout``; raises :class:`Closed` at the end."""
@@ -109,7 +136,63 @@ class RingBuffer(Generic[T]):
             self._closed = True
             self._not_empty.notify_all()
             self._not_full.notify_all()
+            if self._group is not None:
+                self._group.ready.notify_all()
 
     @property
     def closed(self) -> bool:
         return self._closed
+
+
+class BufferGroup(Generic[T]):
+    """The buffers of several sources, read together by one consumer.
+
+    :meth:`get_batch` takes items round-robin across the buffers (one source cannot
+    starve another), so a detector batch mixes streams.
+    """
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.ready = threading.Condition(self.lock)
+        self.buffers: list[RingBuffer[T]] = []
+        self._next = 0
+
+    def add(self, size: int, policy: str = "block", droppable: Callable[[T], bool] | None = None) -> RingBuffer[T]:
+        buffer: RingBuffer[T] = RingBuffer(size, policy, droppable=droppable, group=self)
+        self.buffers.append(buffer)
+        return buffer
+
+    def _any(self) -> bool:
+        return any(b._items for b in self.buffers)
+
+    def _done(self) -> bool:
+        return all(b._closed and not b._items for b in self.buffers)
+
+    def _take(self, limit: int, items: list[T]) -> None:
+        n = len(self.buffers)
+        while len(items) < limit and self._any():
+            buffer = self.buffers[self._next % n]
+            self._next = (self._next + 1) % n
+            if buffer._items:
+                items.append(buffer._take())
+
+    def get_batch(self, limit: int, wait: float) -> list[T]:
+        """Up to ``limit`` items from all buffers: waits for the first as long as needed
+        (raising :class:`Closed` once every buffer is closed and empty), then at most
+        ``wait`` seconds for more."""
+        items: list[T] = []
+        with self.lock:
+            while not self._any():
+                if self._done():
+                    raise Closed
+                self.ready.wait(0.1)
+            self._take(limit, items)
+            deadline = time.monotonic() + wait
+            while len(items) < limit:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or self._done():
+                    break
+                if not self._any():
+                    self.ready.wait(remaining)
+                self._take(limit, items)
+        return items

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
 from pathlib import Path
 from typing import Any, Sequence
@@ -14,8 +15,9 @@ log = logging.getLogger("streamer")
 
 
 def _run_parser(sub: Any) -> None:
-    p = sub.add_parser("run", help="process a video or image folder into tracks, events and an annotated video")
-    p.add_argument("source", nargs="?", help="video file, image folder or glob (or source.uri in --config)")
+    p = sub.add_parser("run", help="process a video, image folder, camera or stream into tracks, events and an annotated video")
+    p.add_argument("source", nargs="?", help="video file, image folder, glob, rtsp://..., http(s)://... (HLS too), "
+                   "webcam:N, lavfi:testsrc2=size=1280x720:rate=30 (or source/sources in --config)")
     p.add_argument("--config", help="YAML config file (flags override it)")
     p.add_argument("--out-video", help="annotated video to write (.mp4)")
     p.add_argument("--events", help="JSONL event file to write ('-': standard output)")
@@ -35,7 +37,11 @@ def _run_parser(sub: Any) -> None:
     p.add_argument("--every", type=int, help="keep every n-th frame")
     p.add_argument("--target-fps", type=float, help="keep frames to at most this rate")
     p.add_argument("--detect-every", type=int, help="detect on every k-th kept frame; track in between")
-    p.add_argument("--source-id", help="source name in events (default: file stem)")
+    p.add_argument("--source-id", help="source name in events (default: file stem, or host and path)")
+    p.add_argument("--transport", choices=["tcp", "udp"], help="RTSP transport (default tcp)")
+    p.add_argument("--hwaccel", choices=["auto", "none", "cuda", "vaapi", "qsv", "videotoolbox"],
+                   help="hardware decoding (default none; falls back to software with a warning)")
+    p.add_argument("--duration", type=float, help="stop cleanly after this many seconds (live sources run until stopped)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -49,6 +55,7 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
         "device": ("detector", "device"), "batch": ("detector", "batch"),
         "tracker": ("tracker", "name"), "every": ("sampler", "every"),
         "target_fps": ("sampler", "target_fps"), "detect_every": ("sampler", "detect_every"),
+        "transport": ("source", "transport"), "hwaccel": ("decode", "hwaccel"),
     }
     out: dict[str, Any] = {}
     for arg, (section, key) in table.items():
@@ -57,6 +64,8 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
             out.setdefault(section, {})[key] = value
     if args.no_progress:
         out["progress"] = False
+    if args.duration is not None:
+        out["duration"] = args.duration
     return out
 
 
@@ -74,8 +83,12 @@ def cmd_run(args: argparse.Namespace) -> int:
             except ValidationError as exc:
                 raise ConfigError(f"--{kind}: {exc.errors()[0]['msg']}") from None
             config.output.event_sinks = [*config.output.event_sinks, sink]
-    if not config.source.uri:
-        raise ConfigError("no source: pass a video file, image folder or glob, or set source.uri in --config")
+    if config.sources and args.source:
+        raise ConfigError("the config lists sources; drop the SOURCE argument or the config's sources")
+    if not all(s.uri for s in config.all_sources()):
+        raise ConfigError(
+            "no source: pass a video file, image folder, glob, camera or stream URL, or set source.uri in --config"
+        )
     if not (config.output.video or config.output.events or config.output.mot or config.output.event_sinks):
         log.warning("no output chosen (--out-video, --events, --mot): only the summary is printed")
     bar = None
@@ -90,9 +103,12 @@ def cmd_run(args: argparse.Namespace) -> int:
             bar.update(1)
 
     pipeline = Pipeline(config, progress=progress)
+    # SIGTERM (docker stop, systemd) ends a live run cleanly, like reaching --duration.
+    previous = signal.signal(signal.SIGTERM, lambda *_: pipeline.stop())
     try:
         pipeline.run()
     finally:
+        signal.signal(signal.SIGTERM, previous)
         if bar is not None:
             bar.close()
         if getattr(pipeline, "summary", None) is not None:
@@ -105,6 +121,19 @@ def cmd_run(args: argparse.Namespace) -> int:
 def _print_summary(s: Any, file: Any) -> None:
     stages = ", ".join(f"{k} {v:.1f}" for k, v in s.stage_ms.items())
     print(f"source:  {s.source}", file=file)
+    if len(s.sources) > 1 or any(x.live for x in s.sources.values()):
+        for x in s.sources.values():
+            line = f"  {x.id}: {x.frames} frames ({x.detected} detected)"
+            if x.live:
+                p50, p99 = x.latency.quantile(0.5), x.latency.quantile(0.99)
+                line += f", {x.dropped} dropped ({100 * x.drop_rate:.0f}%)"
+                if p50 is not None:
+                    line += f", latency p50 {p50 * 1000:.0f} ms p99 {p99 * 1000:.0f} ms"
+                if x.downs:
+                    line += f", down {x.downs}x for {x.downtime:.1f}s"
+            if x.error:
+                line += f"; FAILED: {x.error}"
+            print(line, file=file)
     print(f"frames:  {s.frames} processed ({s.detected} detected) in {s.seconds:.1f}s, {s.fps:.1f} frames/s", file=file)
     print(f"tracks:  {s.tracks}   events: {s.events}   dropped: {s.dropped}", file=file)
     print(f"stages:  ms/frame {stages}", file=file)

@@ -22,12 +22,29 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
+class ReconnectConfig(_Section):
+    """How a live source that stopped delivering is reconnected: waits of ``initial``,
+    doubling up to ``max`` seconds, for ever unless ``attempts`` is set."""
+
+    initial: float = Field(1.0, gt=0, description="seconds before the first retry")
+    max: float = Field(30.0, gt=0, description="longest wait between retries, seconds")
+    attempts: int | None = Field(None, ge=0, description="failed attempts in a row before giving up (default: never)")
+
+
 class SourceConfig(_Section):
-    """Where frames come from: a video file or an image folder/glob."""
+    """Where frames come from: a video file, an image folder/glob, a camera or stream
+    (``rtsp://``, ``http(s)://``, HLS ``.m3u8``, ``webcam:N``, ``/dev/videoN``), or an
+    FFmpeg test source (``lavfi:testsrc2=size=1280x720:rate=30``)."""
 
     uri: str | None = None
-    id: str | None = Field(None, description="name in events and outputs; default: file stem")
+    id: str | None = Field(None, description="name in events and outputs; default: file stem or host/path")
     fps: float | None = Field(None, gt=0, description="frame rate of image folders (default 30 or seqinfo.ini)")
+    live: bool | None = Field(None, description="treat as a live camera (default: cameras, streams, lavfi)")
+    transport: Literal["tcp", "udp"] = Field("tcp", description="RTSP transport")
+    timeout: float = Field(10.0, gt=0, description="seconds to connect, and without data before a live source is down")
+    realtime: bool | None = Field(None, description="pace frames to their timestamps (default: lavfi sources)")
+    options: dict[str, str] = Field(default_factory=dict, description="more FFmpeg input options (webcams: video_size, framerate, input_format)")
+    reconnect: ReconnectConfig = ReconnectConfig()
 
 
 class SamplerConfig(_Section):
@@ -45,10 +62,19 @@ class SamplerConfig(_Section):
 
 
 class BufferConfig(_Section):
-    """The bounded queue between decoding and inference."""
+    """The bounded queue between decoding and inference, one per source. ``auto``:
+    ``block`` for files (every frame), ``drop_oldest`` for live sources (bounded latency)."""
 
-    size: int = Field(16, ge=1)
-    policy: Literal["block", "drop_oldest"] = "block"
+    size: int | None = Field(None, ge=1, description="frames held (default: 16 for files, 4 for live sources)")
+    policy: Literal["auto", "block", "drop_oldest"] = "auto"
+
+
+class DecodeConfig(_Section):
+    """Video decoding."""
+
+    hwaccel: Literal["auto", "none", "cuda", "vaapi", "qsv", "videotoolbox"] = Field(
+        "none", description="hardware decoder; falls back to software with one warning when unavailable"
+    )
 
 
 class DetectorConfig(_Section):
@@ -66,7 +92,7 @@ class DetectorConfig(_Section):
     half: bool | None = None
     threads: int | None = Field(None, ge=1, description="torch CPU threads (default: all cores)")
     rect: bool = True
-    batch: int = Field(8, ge=1, description="frames per forward pass")
+    batch: int = Field(8, ge=1, description="frames per forward pass (max_batch), across all sources")
     max_wait_ms: float = Field(5.0, ge=0, description="longest wait to fill a batch")
 
     @model_validator(mode="after")
@@ -113,9 +139,9 @@ class EventSinkConfig(_Section):
 class OutputConfig(_Section):
     """What is written. Paths left empty are not written."""
 
-    video: str | None = None
-    events: str | None = Field(None, description="JSONL event file ('-': standard output)")
-    mot: str | None = None
+    video: str | None = Field(None, description="annotated video (.mp4); {source_id} in the path: one per source")
+    events: str | None = Field(None, description="JSONL event file ('-': standard output); {source_id}: one per source")
+    mot: str | None = Field(None, description="MOT track file; {source_id}: one per source")
     event_sinks: list[EventSinkConfig] = Field(default_factory=list, description="more event destinations")
     outbox: str = Field("streamer-outbox", description="folder of the network sinks' durable outboxes")
     crf: int = Field(23, ge=0, le=51, description="H.264 quality of the annotated video")
@@ -194,6 +220,8 @@ class Config(_Section):
     """The whole job."""
 
     source: SourceConfig = SourceConfig()
+    sources: list[SourceConfig] = Field(default_factory=list, description="several sources in one process")
+    decode: DecodeConfig = DecodeConfig()
     sampler: SamplerConfig = SamplerConfig()
     buffer: BufferConfig = BufferConfig()
     detector: DetectorConfig = DetectorConfig()
@@ -201,6 +229,22 @@ class Config(_Section):
     analytics: AnalyticsConfig = AnalyticsConfig()
     output: OutputConfig = OutputConfig()
     progress: bool = True
+    duration: float | None = Field(None, gt=0, description="stop cleanly after this many seconds (default: at the end of every source)")
+    stats_interval: float = Field(60.0, ge=0, description="seconds between status lines of live sources (0: none)")
+
+    @model_validator(mode="after")
+    def _sources(self) -> "Config":
+        if self.sources and self.source.uri:
+            raise ValueError("set source (one) or sources (several), not both")
+        ids = [s.id for s in self.sources if s.id]
+        dupes = sorted({i for i in ids if ids.count(i) > 1})
+        if dupes:
+            raise ValueError(f"sources: ids must be unique, repeated: {', '.join(dupes)}")
+        return self
+
+    def all_sources(self) -> list[SourceConfig]:
+        """The sources of the job: ``sources``, or the one ``source``."""
+        return list(self.sources) if self.sources else [self.source]
 
 
 def _format(exc: ValidationError, origin: str) -> str:

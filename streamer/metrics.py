@@ -1,13 +1,17 @@
-"""Per-stage timing: seconds and calls per stage, safe to update from several threads."""
+"""Measurements: per-stage timing (safe to update from several threads), latency, memory."""
 
 from __future__ import annotations
 
+import math
+import os
 import threading
 import time
 from contextlib import contextmanager
 from typing import Iterator
 
-__all__ = ["StageTimes"]
+import numpy as np
+
+__all__ = ["StageTimes", "Latency", "rss_bytes"]
 
 
 class StageTimes:
@@ -34,3 +38,45 @@ class StageTimes:
     def per_frame_ms(self, frames: int) -> dict[str, float]:
         """Milliseconds per processed frame of each stage."""
         return {k: 1000.0 * v / max(frames, 1) for k, v in self.seconds.items()}
+
+
+class Latency:
+    """A latency distribution in constant memory: counts in log-spaced bins (about 2.3%
+    wide, from 1 ms to ~3 h), enough for p50/p99 over weeks of frames."""
+
+    _LOW = 1e-3
+    _STEP = 1.023
+
+    def __init__(self) -> None:
+        self.counts = np.zeros(700, np.int64)
+        self.n = 0
+        self.max = 0.0
+        self.total = 0.0
+
+    def add(self, seconds: float) -> None:
+        seconds = max(seconds, 0.0)
+        i = 0 if seconds <= self._LOW else int(math.log(seconds / self._LOW, self._STEP)) + 1
+        self.counts[min(i, len(self.counts) - 1)] += 1
+        self.n += 1
+        self.total += seconds
+        self.max = max(self.max, seconds)
+
+    def quantile(self, q: float) -> float | None:
+        """Upper edge of the bin holding quantile ``q`` (None before any sample)."""
+        if not self.n:
+            return None
+        i = int(np.searchsorted(np.cumsum(self.counts), q * self.n))
+        return min(self._LOW * self._STEP ** i, self.max)
+
+    @property
+    def mean(self) -> float | None:
+        return self.total / self.n if self.n else None
+
+
+def rss_bytes() -> int | None:
+    """Resident memory of this process now (Linux; None elsewhere)."""
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return None

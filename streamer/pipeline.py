@@ -1,18 +1,23 @@
-"""The runner: decode thread -> ring buffer -> inference thread -> tracking, events, sinks.
+"""The runner: decode threads -> ring buffers -> inference thread -> tracking, events, sinks.
 
 Threads and hand-offs:
 
-- the decode thread pulls frames from the source through the sampler into the ring
-  buffer (``block`` for files: lossless);
-- the inference thread takes up to ``detector.batch`` frames (waiting at most
-  ``max_wait_ms`` to fill a batch), runs one batched detection on those marked for it
-  and passes every frame on, in order, through a bounded queue;
-- the calling thread tracks (``update`` on detected frames, ``predict`` in between),
-  raises events and writes the sinks (slow sinks encode on their own threads).
+- one decode thread per source pulls frames through its sampler into the source's
+  ring buffer: ``block`` for files (lossless), ``drop_oldest`` for live sources (the
+  detector always works on the freshest frames; drops are counted). A live source that
+  stops delivering reconnects by itself and says so in-band (``SourceStatus``);
+- one inference thread gathers up to ``detector.batch`` frames round-robin across the
+  buffers (waiting at most ``max_wait_ms`` to fill a batch), runs one batched
+  detection on those marked for it and passes everything on, in order per source,
+  through a bounded queue;
+- the calling thread keeps one tracker and one analytics state per source: it tracks
+  (``update`` on detected frames, ``predict`` in between), raises events and writes the
+  sinks (slow sinks encode or deliver on their own threads).
 
-Any worker error stops the pipeline; every sink is closed (outputs stay valid files)
-and the error is raised in the caller. A source problem found at the end of decoding
-(corrupt packets, truncation) is raised after every readable frame was processed.
+A source that fails (a corrupt file, a camera that gave up) ends alone: its outputs are
+finished, the other sources go on, and its error is raised once all have ended. Any
+other worker error stops the pipeline; every sink is closed (outputs stay valid files)
+and the error is raised in the caller.
 """
 
 from __future__ import annotations
@@ -22,27 +27,59 @@ import logging
 import queue
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable
 
 from streamer.analytics import Analytics
-from streamer.buffer import Closed, RingBuffer
-from streamer.config import Config
-from streamer.errors import ConfigError, StreamerError
-from streamer.metrics import StageTimes
+from streamer.buffer import BufferGroup, Closed
+from streamer.config import Config, SourceConfig
+from streamer.errors import ConfigError, SourceError, StreamerError
+from streamer.live import Reconnect, SourceStatus
+from streamer.metrics import Latency, StageTimes, rss_bytes
 from streamer.registry import DETECTORS, SINKS, create_tracker, resolve
 from streamer.sampling import Sampler
 from streamer.sources import open_source
+from streamer.types import Detections, Frame
 from streamer.urls import redact
-from streamer.types import Frame
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Pipeline", "Summary", "build_detector", "build_tracker"]
+__all__ = ["Pipeline", "Summary", "SourceSummary", "build_detector", "build_tracker"]
 
 _END = object()
+
+
+@dataclass(frozen=True)
+class _SourceEnd:
+    """The last item of a source: it has no more frames (``error``: why it failed)."""
+
+    source_id: str
+    error: BaseException | None = None
+
+
+@dataclass
+class SourceSummary:
+    """What a run did with one source."""
+
+    id: str
+    label: str
+    live: bool
+    frames: int = 0
+    detected: int = 0
+    dropped: int = 0
+    downs: int = 0
+    downtime: float = 0.0
+    reconnects: list[float] = field(default_factory=list)  # seconds down, per reconnect
+    latency: Latency = field(default_factory=Latency)
+    error: str | None = None
+
+    @property
+    def drop_rate(self) -> float:
+        offered = self.frames + self.dropped
+        return self.dropped / offered if offered else 0.0
 
 
 @dataclass
@@ -58,6 +95,7 @@ class Summary:
     dropped: int = 0
     outputs: dict[str, str] = field(default_factory=dict)
     stage_ms: dict[str, float] = field(default_factory=dict)
+    sources: dict[str, SourceSummary] = field(default_factory=dict)
 
     @property
     def fps(self) -> float:
@@ -103,13 +141,56 @@ def _check_class_names(config: Config, names: dict[int, str]) -> None:
                     )
 
 
+def _per_source(path: str | None) -> bool:
+    return bool(path) and "{source_id}" in path
+
+
+class _Stream:
+    """One source and everything that is per source: sampler, buffer, tracker,
+    analytics, its own outputs, its figures."""
+
+    def __init__(self, cfg: SourceConfig, config: Config, group: BufferGroup) -> None:
+        r = cfg.reconnect
+        self.source = open_source(
+            cfg.uri or "", cfg.id, cfg.fps, live=cfg.live, transport=cfg.transport, timeout=cfg.timeout,
+            reconnect=Reconnect(r.initial, r.max, r.attempts), realtime=cfg.realtime, options=cfg.options,
+            hwaccel=config.decode.hwaccel,
+        )
+        self.id = self.source.id
+        self.live = self.source.live
+        s = config.sampler
+        self.sampler = Sampler(s.every, s.target_fps, s.detect_every)
+        policy = config.buffer.policy
+        if policy == "auto":
+            policy = "drop_oldest" if self.live else "block"
+        size = config.buffer.size or (4 if self.live else 16)
+        self.buffer = group.add(size, policy, droppable=lambda item: isinstance(item, Frame))
+        self.summary = SourceSummary(self.id, self.source.label, self.live)
+        self.tracker: Any = None
+        self.analytics: Analytics | None = None
+        self.sinks: list[Any] = []
+        self.outputs = contextlib.ExitStack()
+        self.track_ids: set[int] = set()
+        self.since_detect = 0
+        self.last_detect_pts: Fraction | None = None
+        self.ended = False
+
+    @property
+    def fps(self) -> Fraction:
+        return self.sampler.output_fps(self.source.fps or Fraction(30))
+
+
 class Pipeline:
-    """Processes one source end to end.
+    """Processes one or several sources end to end.
 
     Args:
         config: The job.
         detector: A ready detector (default: built from the config).
         progress: Called after each processed frame with ``(frames_done, total)``.
+
+    Attributes:
+        windows: Per source, one record per ``stats_interval`` (or per second when
+            that is 0): frames, drops, latency quantiles and memory of that window.
     """
 
     def __init__(
@@ -119,46 +200,69 @@ class Pipeline:
         progress: Callable[[int, int | None], None] | None = None,
     ) -> None:
         self.config = config
-        self.source = open_source(config.source.uri or "", config.source.id, config.source.fps)
-        self.sampler = Sampler(config.sampler.every, config.sampler.target_fps, config.sampler.detect_every)
-        self.fps = self.sampler.output_fps(self.source.fps)
+        out = config.output
+        several = len(config.all_sources()) > 1
+        for name in ("video", "mot"):
+            path = getattr(out, name)
+            if several and path and not _per_source(path):
+                raise ConfigError(
+                    f"output.{name}: with several sources put {{source_id}} in the path "
+                    f"(e.g. out/{{source_id}}.{'mp4' if name == 'video' else 'txt'})"
+                )
+        self.group: BufferGroup = BufferGroup()
+        self.streams: dict[str, _Stream] = {}
+        for i, cfg in enumerate(config.all_sources()):
+            if not cfg.uri:
+                raise ConfigError(f"sources[{i}].uri: missing" if several else "source.uri: missing")
+            stream = _Stream(cfg, config, self.group)
+            if stream.id in self.streams:
+                raise ConfigError(f"sources[{i}]: id {stream.id!r} is used twice; give each source an id")
+            self.streams[stream.id] = stream
         # The tracker first: its parameters are checked before a model is loaded.
-        self.tracker = build_tracker(config, self.fps)
+        build_tracker(config, next(iter(self.streams.values())).fps)
         self.detector = detector if detector is not None else build_detector(config)
         # Tracks end when the tracker drops them, unless a fixed horizon is configured.
-        self._end_by_tracker = config.output.track_end_frames is None
+        self._end_by_tracker = out.track_end_frames is None
         _check_class_names(config, self.detector.names)
-        self.events = Analytics(
-            self.source.id, self.detector.names, config.analytics, self.source.size,
-            config.output.track_end_frames or 30,
-        )
-        self.buffer: RingBuffer[Frame] = RingBuffer(config.buffer.size, config.buffer.policy)
         self.times = StageTimes()
         self.progress = progress
-        self._stop = threading.Event()
+        self.windows: dict[str, deque[dict[str, Any]]] = {sid: deque(maxlen=10_000) for sid in self.streams}
+        self.batch_seconds_max = 0.0  # slowest detector call (one batch)
+        self._halt = threading.Event()  # an error: everything stops now
+        self._finish = threading.Event()  # a clean stop: sources stop, what is queued is processed
         self._errors: list[BaseException] = []
-        self._source_error: BaseException | None = None
+        self.summary: Summary | None = None
+
+    # Single-source conveniences (the common case).
+    @property
+    def source(self) -> Any:
+        return next(iter(self.streams.values())).source
 
     def expected_frames(self) -> int | None:
-        """Frames that will be processed, when the source's length is known."""
-        total = self.source.total_frames
-        if not total:
-            return None
-        if self.sampler.period is None:
-            return -(-total // self.sampler.every)
-        return None
+        """Frames that will be processed, when every source's length is known."""
+        total = 0
+        for st in self.streams.values():
+            if not st.source.total_frames or st.sampler.period is not None:
+                return None
+            total += -(-st.source.total_frames // st.sampler.every)
+        return total
 
-    def _sinks(self) -> list[tuple[str, Any]]:
+    def stop(self) -> None:
+        """Ends the run cleanly: sources stop, frames already read are processed, every
+        output is finished (for live sources, SIGTERM or a set duration)."""
+        self._finish.set()
+
+    # ---- sinks
+
+    def _event_sinks(self, events_path: str | None, shared: bool) -> list[tuple[str, Any]]:
         out = self.config.output
-        sinks = []
-        if out.video:
-            sinks.append(("video", resolve(SINKS, "sink", "video")(out.video, self.fps, self.detector.names, crf=out.crf)))
-        if out.events == "-":
+        sinks: list[tuple[str, Any]] = []
+        if events_path == "-":
             sinks.append(("events", resolve(SINKS, "sink", "stdout")()))
-        elif out.events:
-            sinks.append(("events", resolve(SINKS, "sink", "jsonl")(out.events)))
-        if out.mot:
-            sinks.append(("mot", resolve(SINKS, "sink", "mot")(out.mot)))
+        elif events_path:
+            sinks.append(("events", resolve(SINKS, "sink", "jsonl")(events_path)))
+        if not shared:
+            return sinks
         for i, c in enumerate(out.event_sinks):
             label = c.name or c.type
             if c.type == "jsonl":
@@ -180,130 +284,283 @@ class Pipeline:
                 sinks.append((label, sink))
         return sinks
 
-    def _decode(self) -> None:
-        it = self.source.frames(self.sampler, self._stop)
+    def _shared_sinks(self) -> list[tuple[str, Any]]:
+        events = self.config.output.events
+        return self._event_sinks(None if _per_source(events) else events, shared=True)
+
+    def _stream_sinks(self, st: _Stream) -> list[tuple[str, Any]]:
+        out = self.config.output
+        fill = {"source_id": st.id}
+        sinks = []
+        if out.video:
+            sinks.append(("video", resolve(SINKS, "sink", "video")(
+                out.video.format(**fill), st.fps, self.detector.names, crf=out.crf, timed=st.live)))
+        if _per_source(out.events):
+            sinks.extend(self._event_sinks(out.events.format(**fill), shared=False))
+        if out.mot:
+            sinks.append(("mot", resolve(SINKS, "sink", "mot")(out.mot.format(**fill))))
+        return sinks
+
+    # ---- workers
+
+    def _decode(self, st: _Stream) -> None:
+        it = st.source.frames(st.sampler, self._finish)
+        error: BaseException | None = None
+        timed = not st.live  # a live source's wait for the camera is not decode time
         try:
             while True:
                 start = time.perf_counter()
                 try:
-                    frame = next(it)
+                    item = next(it)
                 except StopIteration:
                     break
-                self.times.add("decode", time.perf_counter() - start)
-                while not self.buffer.put(frame, timeout=0.1):
-                    if self._stop.is_set() or self.buffer.closed:
+                if timed:
+                    self.times.add("decode", time.perf_counter() - start)
+                while not st.buffer.put(item, timeout=0.1):
+                    if self._halt.is_set() or st.buffer.closed:
                         return
         except StreamerError as exc:
-            self._source_error = exc
+            error = exc
         except BaseException as exc:
             self._errors.append(exc)
-            self._stop.set()
+            self._halt.set()
         finally:
-            self.buffer.close()
+            if not self._halt.is_set():
+                while not st.buffer.put(_SourceEnd(st.id, error), timeout=0.1):
+                    if self._halt.is_set():
+                        break
+            st.buffer.close()
 
     def _infer(self, out: "queue.Queue[Any]") -> None:
         cfg = self.config.detector
         try:
-            while not self._stop.is_set():
+            while not self._halt.is_set():
                 try:
-                    batch = self.buffer.get_many(cfg.batch, cfg.max_wait_ms / 1000.0)
+                    batch = self.group.get_batch(cfg.batch, cfg.max_wait_ms / 1000.0)
                 except Closed:
                     break
-                todo = [f for f in batch if f.detect]
-                start = time.perf_counter()
-                results = self.detector(todo) if todo else []
+                todo = [f for f in batch if isinstance(f, Frame) and f.detect]
+                results: list[Detections] = []
                 if todo:
-                    self.times.add("detect", time.perf_counter() - start, len(todo))
+                    start = time.perf_counter()
+                    results = self.detector(todo)
+                    seconds = time.perf_counter() - start
+                    self.times.add("detect", seconds, len(todo))
+                    self.batch_seconds_max = max(self.batch_seconds_max, seconds)
                 found = iter(results)
-                for frame in batch:
-                    item = (frame, next(found) if frame.detect else None)
-                    while not self._stop.is_set():
+                for item in batch:
+                    dets = next(found) if isinstance(item, Frame) and item.detect else None
+                    while not self._halt.is_set():
                         try:
-                            out.put(item, timeout=0.1)
+                            out.put((item, dets), timeout=0.1)
                             break
                         except queue.Full:
                             continue
         except BaseException as exc:
             self._errors.append(exc)
-            self._stop.set()
+            self._halt.set()
         finally:
             with contextlib.suppress(queue.Full):
                 out.put(_END, timeout=1.0)
 
+    # ---- the calling thread: per-source tracking, events, sinks
+
+    def _frame(self, st: _Stream, frame: Frame, dets: Detections | None, shared: list[Any]) -> int:
+        if st.tracker is None:  # built on the first frame: a camera's rate is known once connected
+            st.tracker = build_tracker(self.config, st.fps)
+            st.analytics = Analytics(st.id, self.detector.names, self.config.analytics, None,
+                                     self.config.output.track_end_frames or 30, live=st.live)
+            st.sinks = [st.outputs.enter_context(sink) for _, sink in self._stream_sinks(st)]
+        t0 = time.perf_counter()
+        st.since_detect += 1
+        if dets is not None:
+            period = st.since_detect
+            if st.live and st.last_detect_pts is not None:
+                # Frames dropped or lost in a gap count as time passed.
+                period = max(1, round((frame.pts - st.last_detect_pts) * st.fps))
+            tracks = st.tracker.update(dets, period=period)
+            st.since_detect = 0
+            st.last_detect_pts = frame.pts
+            st.summary.detected += 1
+        else:
+            tracks = st.tracker.predict(st.since_detect)
+        alive = st.tracker.alive_ids if self._end_by_tracker else None
+        events = st.analytics.update(frame, tracks, alive)
+        t1 = time.perf_counter()
+        self.times.add("track", t1 - t0)
+        for sink in (*st.sinks, *shared):
+            sink.write(frame, tracks, events)
+        self.times.add("sinks", time.perf_counter() - t1)
+        st.track_ids.update(tracks.tracker_id.tolist())
+        st.summary.frames += 1
+        st.summary.latency.add(time.time() - frame.captured_at)
+        return len(events)
+
+    def _write_events(self, st: _Stream, events: list, shared: list[Any]) -> int:
+        for sink in (*st.sinks, *shared):
+            if hasattr(sink, "write_events"):
+                sink.write_events(events)
+        return len(events)
+
+    def _status(self, st: _Stream, status: SourceStatus, shared: list[Any]) -> int:
+        if st.analytics is None:
+            st.analytics = Analytics(st.id, self.detector.names, self.config.analytics, None,
+                                     self.config.output.track_end_frames or 30, live=True)
+        frame = max(status.index - 1, 0)
+        if status.state == "down":
+            st.summary.downs += 1
+            events = st.analytics.source_down(frame, float(status.pts), status.at, status.reason)
+            if st.tracker is not None:
+                st.tracker.reset()  # tracks do not survive the gap; new ones start after it
+            st.last_detect_pts = None
+            st.since_detect = 0
+        else:
+            st.summary.downtime += status.downtime
+            st.summary.reconnects.append(status.downtime)
+            events = st.analytics.source_up(frame, float(status.pts), status.at, status.downtime, status.attempts)
+        return self._write_events(st, events, shared)
+
+    def _end_stream(self, st: _Stream, error: BaseException | None, shared: list[Any]) -> int:
+        """Final events of a source and its outputs finished (the others go on)."""
+        if st.ended:
+            return 0
+        st.ended = True
+        n = 0
+        if st.analytics is not None:
+            n = self._write_events(st, st.analytics.finish(), shared)
+        for sink in st.sinks:
+            if hasattr(sink, "begin_close"):
+                sink.begin_close()
+        st.outputs.close()
+        st.summary.dropped = st.buffer.dropped
+        if error is not None:
+            st.summary.error = str(error)
+            if len(self.streams) > 1:
+                log.error("%s: %s (the other sources go on)", st.source.label, error)
+        return n
+
+    def _window(self, now: float, marks: dict[str, tuple]) -> None:
+        rss = rss_bytes()
+        for sid, st in self.streams.items():
+            s = st.summary
+            t_prev, frames_prev, dropped_prev, latency_prev = marks.get(sid, (now, 0, 0, Latency()))
+            lat = s.latency
+            window = Latency()
+            window.counts = lat.counts - latency_prev.counts
+            window.n = lat.n - latency_prev.n
+            window.max = lat.max
+            dropped = st.buffer.dropped
+            record = {
+                "t": now, "frames": s.frames - frames_prev, "dropped": dropped - dropped_prev,
+                "p50": window.quantile(0.5), "p99": window.quantile(0.99), "rss": rss,
+            }
+            self.windows[sid].append(record)
+            snapshot = Latency()
+            snapshot.counts, snapshot.n = lat.counts.copy(), lat.n
+            marks[sid] = (now, s.frames, dropped, snapshot)
+            if st.live and self.config.stats_interval:
+                seconds = max(now - t_prev, 1e-9)
+                p50, p99 = record["p50"], record["p99"]
+                offered = record["frames"] + record["dropped"]
+                log.info(
+                    "%s: %.1f frames/s processed, %d%% dropped, latency p50 %s p99 %s, %d MB",
+                    st.source.label, record["frames"] / seconds,
+                    round(100 * record["dropped"] / offered) if offered else 0,
+                    f"{p50 * 1000:.0f} ms" if p50 is not None else "-", f"{p99 * 1000:.0f} ms" if p99 is not None else "-",
+                    (rss or 0) // 2**20,
+                )
+
     def run(self) -> Summary:
-        """Process the whole source; returns the summary or raises the first error."""
-        summary = Summary(source=self.source.label)
+        """Process every source to its end (or to ``duration``, or :meth:`stop`);
+        returns the summary or raises the first error."""
+        labels = ", ".join(st.source.label for st in self.streams.values())
+        summary = Summary(source=labels)
+        summary.sources = {sid: st.summary for sid, st in self.streams.items()}
+        self.summary = summary
         handoff: queue.Queue[Any] = queue.Queue(maxsize=2 * self.config.detector.batch + 2)
         workers = [
-            threading.Thread(target=self._decode, name="decode", daemon=True),
-            threading.Thread(target=self._infer, args=(handoff,), name="inference", daemon=True),
+            threading.Thread(target=self._decode, args=(st,), name=f"decode-{sid}", daemon=True)
+            for sid, st in self.streams.items()
         ]
+        workers.append(threading.Thread(target=self._infer, args=(handoff,), name="inference", daemon=True))
         total = self.expected_frames()
         start = time.perf_counter()
-        track_ids: set[int] = set()
-        since_detect = 0
+        duration = self.config.duration
+        interval = self.config.stats_interval or 1.0
+        next_window = time.monotonic() + interval
+        marks: dict[str, tuple] = {}
         with contextlib.ExitStack() as stack:
-            sinks = [(name, stack.enter_context(sink)) for name, sink in self._sinks()]
+            shared = [stack.enter_context(sink) for _, sink in self._shared_sinks()]
+            for st in self.streams.values():
+                stack.enter_context(st.outputs)
             stack.callback(self._shutdown, workers)
             for w in workers:
                 w.start()
             while True:
-                item = handoff.get()
+                try:
+                    item = handoff.get(timeout=0.2)
+                except queue.Empty:
+                    item = None
+                now = time.monotonic()
+                if duration is not None and time.perf_counter() - start >= duration:
+                    self._finish.set()
+                if now >= next_window:
+                    self._window(time.time(), marks)
+                    next_window = now + interval
+                if item is None:
+                    continue
                 if item is _END:
                     break
-                frame, dets = item
-                t0 = time.perf_counter()
-                since_detect += 1
-                if dets is not None:
-                    tracks = self.tracker.update(dets, period=since_detect)
-                    since_detect = 0
-                    summary.detected += 1
+                obj, dets = item
+                st = self.streams[obj.source_id]
+                if isinstance(obj, Frame):
+                    summary.events += self._frame(st, obj, dets, shared)
+                    summary.frames += 1
+                    if dets is not None:
+                        summary.detected += 1
+                    if self.progress is not None:
+                        self.progress(summary.frames, total)
+                elif isinstance(obj, SourceStatus):
+                    summary.events += self._status(st, obj, shared)
                 else:
-                    tracks = self.tracker.predict(since_detect)
-                alive = self.tracker.alive_ids if self._end_by_tracker else None
-                events = self.events.update(frame, tracks, alive)
-                t1 = time.perf_counter()
-                self.times.add("track", t1 - t0)
-                for _, sink in sinks:
-                    sink.write(frame, tracks, events)
-                self.times.add("sinks", time.perf_counter() - t1)
-                track_ids.update(tracks.tracker_id.tolist())
-                summary.events += len(events)
-                summary.frames += 1
-                if self.progress is not None:
-                    self.progress(summary.frames, total)
+                    summary.events += self._end_stream(st, obj.error, shared)
             if self._errors:
                 raise self._errors[0]
-            final = self.events.finish()
-            summary.events += len(final)
-            for _, sink in sinks:
-                if hasattr(sink, "write_events"):
-                    sink.write_events(final)
+            for st in self.streams.values():  # sources stopped early (duration, stop())
+                summary.events += self._end_stream(st, None, shared)
             summary.seconds = time.perf_counter() - start  # processing, before the sinks finish
-            for _, sink in sinks:
+            for sink in shared:
                 if hasattr(sink, "begin_close"):
                     sink.begin_close()
         if not summary.seconds:
             summary.seconds = time.perf_counter() - start
-        summary.tracks = len(track_ids - {-1})
-        summary.dropped = self.buffer.dropped
+        summary.tracks = sum(len(st.track_ids - {-1}) for st in self.streams.values())
+        summary.dropped = sum(st.buffer.dropped for st in self.streams.values())
         for step, seconds in getattr(self.detector, "seconds", {}).items():
             self.times.add(f"detect.{step}", seconds, 0)
         summary.stage_ms = self.times.per_frame_ms(summary.frames)
-        for name, attr in (("video", "video"), ("events", "events"), ("mot", "mot")):
-            path = getattr(self.config.output, attr)
+        out = self.config.output
+        for name in ("video", "events", "mot"):
+            path = getattr(out, name)
             if path:
                 summary.outputs[name] = "stdout" if path == "-" else path
-        for c in self.config.output.event_sinks:
+        for c in out.event_sinks:
             summary.outputs[c.name or c.type] = c.path or (redact(c.url) if c.url else "stdout")
-        self.summary = summary
-        if self._source_error is not None:
-            raise self._source_error
+        failed = [st for st in self.streams.values() if st.summary.error]
+        if failed:
+            if len(self.streams) == 1:
+                raise SourceError(failed[0].summary.error)
+            raise SourceError(
+                f"{len(failed)} of {len(self.streams)} sources failed: "
+                + "; ".join(st.summary.error or "" for st in failed)
+            )
         return summary
 
-    def _shutdown(self, workers: Sequence[threading.Thread]) -> None:
-        self._stop.set()
-        self.buffer.close()
+    def _shutdown(self, workers: list[threading.Thread]) -> None:
+        self._halt.set()
+        self._finish.set()
+        for st in self.streams.values():
+            st.buffer.close()
         for w in workers:
             if w.is_alive():
                 w.join(timeout=10.0)

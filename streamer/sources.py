@@ -22,6 +22,7 @@ import cv2
 import numpy as np
 
 from streamer.errors import SourceError
+from streamer.live import LiveSource, Reconnect, _reason, open_container, parse_uri
 from streamer.mot import read_seqinfo
 from streamer.sampling import Sampler
 from streamer.types import Frame
@@ -29,14 +30,13 @@ from streamer.urls import redact
 
 log = logging.getLogger(__name__)
 
-__all__ = ["VideoSource", "ImageSequenceSource", "open_source"]
+__all__ = ["VideoSource", "ImageSequenceSource", "LiveSource", "open_source"]
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
-_URL_SCHEMES = ("rtsp://", "rtmp://", "http://", "https://", "udp://", "tcp://")
 
 
 class VideoSource:
-    """A video file or stream URL decoded with PyAV in FFmpeg's own threads.
+    """A video file (or a finite HTTP video) decoded with PyAV in FFmpeg's own threads.
 
     Attributes:
         id: Source id used in frames and events.
@@ -45,15 +45,21 @@ class VideoSource:
         size: ``(height, width)``.
     """
 
-    def __init__(self, uri: str, source_id: str | None = None) -> None:
+    live = False
+
+    def __init__(self, uri: str, source_id: str | None = None, *, hwaccel: str = "none", timeout: float = 10.0,
+                 container=None) -> None:
         self.uri = uri
-        is_url = uri.startswith(_URL_SCHEMES)
-        if not is_url and not Path(uri).is_file():
+        spec = parse_uri(uri)
+        if spec is None and not Path(uri).is_file():
             raise SourceError(f"{uri}: no such file; check the path")
         self.label = redact(uri)
-        self.id = source_id or (self.label if is_url else Path(uri).stem)
+        self.id = source_id or (spec.default_id if spec else Path(uri).stem)
         try:
-            self._container = av.open(uri, timeout=10.0 if is_url else None)
+            self._container = container or open_container(
+                spec.url if spec else uri, self.label, timeout=timeout if spec else None, hwaccel=hwaccel,
+                format=spec.format if spec else None, options=spec.options if spec else None,
+            )
         except av.error.FFmpegError as exc:
             raise SourceError(f"{self.label}: cannot be opened as a video ({_reason(exc)})") from None
         if not self._container.streams.video:
@@ -132,6 +138,8 @@ class ImageSequenceSource:
     the images, else 30. ``pts`` is ``index / fps``.
     """
 
+    live = False
+
     def __init__(self, uri: str, source_id: str | None = None, fps: float | None = None) -> None:
         path = Path(uri)
         info_dir = None
@@ -174,19 +182,40 @@ class ImageSequenceSource:
                 yield Frame(self.id, index, pts, self._read(path), time.time(), sampler.detect())
 
 
-def _reason(exc: Exception) -> str:
-    return getattr(exc, "strerror", None) or str(exc)
+def open_source(uri: str, source_id: str | None = None, fps: float | None = None, *, live: bool | None = None,
+                transport: str = "tcp", timeout: float = 10.0, reconnect: Reconnect | None = None,
+                realtime: bool | None = None, options: dict[str, str] | None = None, hwaccel: str = "none"):
+    """The source for ``uri``: a camera, stream or test source (:class:`LiveSource`), an
+    image folder or glob, or a video file.
 
-
-def open_source(uri: str, source_id: str | None = None, fps: float | None = None):
-    """The source for ``uri``: an image folder or glob, else a video file or URL."""
+    ``live`` None decides by the URI: network streams, webcams and ``lavfi:`` are live;
+    an ``http(s)://`` URL is live when FFmpeg finds no duration (live HLS), else it is
+    read like a file, every frame.
+    """
     if not uri:
-        raise SourceError("no source given; pass a video file, an image folder or a glob")
-    if uri.startswith(_URL_SCHEMES):
-        return VideoSource(uri, source_id)
+        raise SourceError("no source given; pass a video file, image folder, glob, camera or stream URL")
+    spec = parse_uri(uri, transport, options)
+    if spec is not None:
+        def live_source():
+            return LiveSource(uri, source_id, timeout=timeout, reconnect=reconnect, realtime=realtime,
+                              hwaccel=hwaccel, spec=spec)
+        if live is None and spec.live is None:  # HTTP: ask the server whether it has an end
+            try:
+                container = open_container(spec.url, redact(uri), options=spec.options, timeout=timeout)
+            except av.error.FFmpegError as exc:
+                raise SourceError(f"{redact(uri)}: cannot be opened ({_reason(exc)})") from None
+            if container.duration is None:
+                container.close()
+                return live_source()
+            return VideoSource(uri, source_id, container=container)
+        if live if live is not None else spec.live:
+            return live_source()
+        return VideoSource(uri, source_id, hwaccel=hwaccel, timeout=timeout)
+    if live:
+        raise SourceError(f"{uri}: source.live is set but this is a file or folder, not a camera or stream")
     path = Path(uri)
     if path.is_dir() or any(ch in uri for ch in "*?["):
         return ImageSequenceSource(uri, source_id, fps)
     if path.suffix.lower() in IMAGE_SUFFIXES:
         return ImageSequenceSource(uri, source_id, fps)
-    return VideoSource(uri, source_id)
+    return VideoSource(uri, source_id, hwaccel=hwaccel)

@@ -10,7 +10,7 @@ def test_file_then_overrides(tmp_path):
     c = load_config(cfg, {"detector": {"conf": 0.5}})
     assert c.detector.conf == 0.5 and c.detector.imgsz == 320  # flag wins, the rest stays
     assert c.tracker.name == "sort" and c.tracker.params == {"max_age": 4}
-    assert c.buffer.policy == "block" and c.sampler.every == 1  # defaults
+    assert c.buffer.policy == "auto" and c.sampler.every == 1  # defaults
 
 
 @pytest.mark.parametrize(
@@ -18,7 +18,7 @@ def test_file_then_overrides(tmp_path):
     [
         ("sampler:\n  every: 0\n", "sampler.every: Input should be greater than or equal to 1 (got 0)"),
         ("sampler:\n  every: 2\n  target_fps: 5\n", "sampler: Value error, set either every or target_fps"),
-        ("buffer:\n  policy: newest\n", "buffer.policy: Input should be 'block' or 'drop_oldest'"),
+        ("buffer:\n  policy: newest\n", "buffer.policy: Input should be 'auto', 'block' or 'drop_oldest'"),
         ("tracker:\n  name: deepsort\n", "tracker.name: Input should be 'sort', 'bytetrack' or 'ocsort'"),
         ("output:\n  vidoe: a.mp4\n", "output.vidoe: unknown key"),
         ("- just\n- a list\n", "expected a mapping of sections"),

@@ -1,0 +1,329 @@
+"""Live sources: RTSP and other network streams, webcams, FFmpeg test sources.
+
+A :class:`LiveSource` never ends on its own while its camera may come back: when the
+stream stops delivering (server gone, network cut, no packet for ``timeout`` seconds)
+it reconnects with capped exponential backoff, for ever unless ``attempts`` says
+otherwise. The gap is announced in-band, between the frames, by :class:`SourceStatus`
+items (``down`` with the reason, then ``up`` with the downtime), which become
+``source_down`` / ``source_up`` events.
+
+Frames carry the wall-clock time they were decoded (``captured_at``), and a pts that
+keeps running across reconnects (the gap is measured on the wall clock), so trackers,
+analytics and outputs see one continuous timeline per source.
+
+URIs:
+    ``rtsp://``, ``rtsps://``, ``rtmp://``, ``srt://``, ``udp://``, ``tcp://``: network streams;
+    ``http(s)://``: progressive video or HLS (``.m3u8``), live when it has no duration;
+    ``webcam:N``: capture device N (``v4l2`` ``/dev/videoN`` on Linux, ``avfoundation``
+    on macOS, ``dshow`` ``video=NAME`` on Windows), or a device path ``/dev/videoN``;
+    ``lavfi:GRAPH``: an FFmpeg test source such as ``lavfi:testsrc2=size=1280x720:rate=30``,
+    paced to real time.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import re
+import sys
+import threading
+import time
+from fractions import Fraction
+from typing import Any, Iterator
+
+import av
+
+from streamer.errors import SourceError
+from streamer.sampling import Sampler
+from streamer.types import Frame
+from streamer.urls import redact
+
+log = logging.getLogger(__name__)
+
+__all__ = ["LiveSource", "SourceStatus", "StreamSpec", "parse_uri", "open_container", "HWACCELS"]
+
+STREAM_SCHEMES = ("rtsp://", "rtsps://", "rtmp://", "rtmps://", "srt://", "udp://", "tcp://", "rtp://")
+HTTP_SCHEMES = ("http://", "https://")
+HWACCELS = ("auto", "none", "cuda", "vaapi", "qsv", "videotoolbox")
+# What `auto` tries, in order, on each platform.
+_AUTO = {"linux": ("cuda", "vaapi", "qsv"), "darwin": ("videotoolbox",), "win32": ("cuda", "d3d11va", "qsv")}
+
+
+@dataclasses.dataclass(frozen=True)
+class SourceStatus:
+    """A change of a live source's state, passed in order with its frames.
+
+    Attributes:
+        state: ``down`` (stopped delivering) or ``up`` (delivering again).
+        index: Index the next frame will have (frames decoded so far).
+        pts: Pts of the last frame before the change, seconds.
+        at: Wall-clock time of the change.
+        reason: Why it went down.
+        downtime: Seconds it was down (``up`` only).
+        attempts: Connection attempts it took (``up`` only).
+    """
+
+    source_id: str
+    state: str
+    index: int
+    pts: Fraction
+    at: float
+    reason: str = ""
+    downtime: float = 0.0
+    attempts: int = 0
+
+
+@dataclasses.dataclass(frozen=True)
+class StreamSpec:
+    """How FFmpeg opens a URI."""
+
+    url: str
+    format: str | None
+    options: dict[str, str]
+    live: bool | None  # None: decided once open (HTTP: live when there is no duration)
+    realtime: bool = False  # paced to the wall clock (generated sources)
+    default_id: str = ""
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-") or "stream"
+
+
+def parse_uri(uri: str, transport: str = "tcp", options: dict[str, str] | None = None) -> StreamSpec | None:
+    """The :class:`StreamSpec` of a camera, stream or test-source URI; None for files."""
+    extra = dict(options or {})
+    if uri.startswith("lavfi:"):
+        graph = uri[len("lavfi:"):]
+        if not graph:
+            raise SourceError("lavfi: needs a filter graph, e.g. lavfi:testsrc2=size=1280x720:rate=30")
+        return StreamSpec(graph, "lavfi", extra, True, True, _slug(graph.split("=")[0]))
+    if uri.startswith("webcam:") or re.fullmatch(r"/dev/video\d+", uri):
+        device = uri[len("webcam:"):] if uri.startswith("webcam:") else uri
+        if not device:
+            raise SourceError("webcam: needs a device number or name, e.g. webcam:0")
+        name = "webcam" + _slug(device.rsplit("/", 1)[-1].replace("video", ""))
+        if sys.platform == "darwin":
+            return StreamSpec(f"{device}:none" if device.isdigit() else device, "avfoundation", extra, True,
+                              default_id=name)
+        if sys.platform == "win32":
+            return StreamSpec(device if device.startswith("video=") else f"video={device}", "dshow", extra, True,
+                              default_id=name)
+        path = f"/dev/video{device}" if device.isdigit() else device
+        return StreamSpec(path, "v4l2", extra, True, default_id=name)
+    host_path = re.sub(r"^[a-z]+://([^@/]*@)?", "", uri).split("?")[0]
+    if uri.startswith(STREAM_SCHEMES):
+        if uri.startswith(("rtsp://", "rtsps://")):
+            if transport not in ("tcp", "udp"):
+                raise SourceError(f"source.transport: must be tcp or udp, got {transport!r}")
+            extra.setdefault("rtsp_transport", transport)
+        return StreamSpec(uri, None, extra, True, default_id=_slug(host_path))
+    if uri.startswith(HTTP_SCHEMES):
+        return StreamSpec(uri, None, extra, None, default_id=_slug(host_path))
+    return None
+
+
+_hw_failed: set[str] = set()  # device types that could not be opened in this process
+_hw_lock = threading.Lock()
+
+
+def open_container(url: str, label: str, *, format: str | None = None, options: dict[str, str] | None = None,
+                   timeout: float | tuple[float, float] | None = None, hwaccel: str = "none") -> Any:
+    """``av.open`` for reading, with hardware decoding when asked and available.
+
+    A device that cannot be used is tried once per process; the source then decodes in
+    software after one warning (``auto``: one info line).
+    """
+    kwargs: dict[str, Any] = {"format": format, "options": dict(options or {}), "timeout": timeout}
+    if hwaccel not in HWACCELS:
+        raise SourceError(f"decode.hwaccel: must be one of {', '.join(HWACCELS)}, got {hwaccel!r}")
+    devices: tuple[str, ...] = ()
+    if hwaccel == "auto":
+        devices = _AUTO.get(sys.platform, ())
+    elif hwaccel != "none":
+        devices = (hwaccel,)
+    from av.codec.hwaccel import HWAccel, hwdevices_available
+
+    compiled = set(hwdevices_available())
+    for device in devices:
+        with _hw_lock:
+            if device in _hw_failed:
+                continue
+        if device not in compiled:
+            why = f"this PyAV/FFmpeg build has no {device} support (it has: {', '.join(sorted(compiled)) or 'none'})"
+        else:
+            try:
+                container = av.open(url, hwaccel=HWAccel(device_type=device, allow_software_fallback=True), **kwargs)
+                log.debug("%s: decoding on %s", label, device)
+                return container
+            except av.error.FFmpegError as exc:
+                why = f"the {device} device could not be opened ({_reason(exc)})"
+        with _hw_lock:
+            first = device not in _hw_failed
+            _hw_failed.add(device)
+        if first:
+            level = logging.INFO if hwaccel == "auto" else logging.WARNING
+            log.log(level, "decode.hwaccel %s: %s; decoding in software", device, why)
+    return av.open(url, **kwargs)
+
+
+def _reason(exc: BaseException) -> str:
+    # strerror, not str(exc): FFmpeg errors quote the URL, credentials included.
+    reason = getattr(exc, "strerror", None)
+    if not reason:
+        reason = type(exc).__name__ if isinstance(exc, av.error.FFmpegError) else str(exc)
+    return reason
+
+
+@dataclasses.dataclass
+class Reconnect:
+    """Capped exponential backoff: ``initial``, ``2 * initial``, ... up to ``max`` seconds
+    between attempts; ``attempts`` failures in a row end the source (None: never)."""
+
+    initial: float = 1.0
+    max: float = 30.0
+    attempts: int | None = None
+
+    def delay(self, failures: int) -> float:
+        return min(self.initial * 2 ** max(failures - 1, 0), self.max)
+
+
+class LiveSource:
+    """A source that may stop delivering and come back.
+
+    Args:
+        uri: Camera, stream or test-source URI (see the module docstring).
+        source_id: Name in frames and events (default: from the URI, without credentials).
+        transport: RTSP over ``tcp`` or ``udp``.
+        timeout: Seconds to open, and seconds without a packet before the source is down.
+        reconnect: Backoff policy.
+        realtime: Pace frames to their pts (default: for generated ``lavfi`` sources).
+        options: More FFmpeg options (``video_size``, ``framerate``, ``input_format`` for webcams).
+        hwaccel: See :func:`open_container`.
+        spec: A parsed URI (default: parsed from ``uri``).
+
+    Attributes:
+        fps: Frame rate once connected (None before).
+        size: ``(height, width)`` once connected (None before).
+    """
+
+    live = True
+    total_frames = None
+
+    def __init__(self, uri: str, source_id: str | None = None, *, transport: str = "tcp", timeout: float = 10.0,
+                 reconnect: Reconnect | None = None, realtime: bool | None = None,
+                 options: dict[str, str] | None = None, hwaccel: str = "none", spec: StreamSpec | None = None) -> None:
+        spec = spec or parse_uri(uri, transport, options)
+        if spec is None:
+            raise SourceError(f"{uri}: not a camera or stream URI (rtsp://, http(s)://, webcam:N, lavfi:...)")
+        self.uri = uri
+        self.spec = spec
+        self.label = redact(uri)
+        self.id = source_id or spec.default_id
+        self.timeout = timeout
+        self.reconnect = reconnect or Reconnect()
+        self.realtime = spec.realtime if realtime is None else realtime
+        self.hwaccel = hwaccel
+        self.fps: Fraction | None = None
+        self.size: tuple[int, int] | None = None
+        self.connected = threading.Event()
+        self.connections = 0
+        self.decoded = 0
+
+    def _open(self) -> Any:
+        container = open_container(self.spec.url, self.label, format=self.spec.format, options=self.spec.options,
+                                   timeout=(self.timeout, self.timeout), hwaccel=self.hwaccel)
+        if not container.streams.video:
+            container.close()
+            raise SourceError(f"{self.label}: has no video stream")
+        return container
+
+    def frames(self, sampler: Sampler, stop: threading.Event | None = None) -> Iterator[Frame | SourceStatus]:
+        """Frames the sampler keeps, with :class:`SourceStatus` items where the source
+        went down and came back; ends when ``stop`` is set, when a generated source ends,
+        or (raising SourceError) after ``reconnect.attempts`` failed attempts in a row."""
+        stop = stop or threading.Event()
+        index = 0
+        last_pts = Fraction(0)
+        last_wall: float | None = None
+        failures = 0
+        down_since: float | None = None
+        reason = ""
+        while not stop.is_set():
+            try:
+                container = self._open()
+            except (av.error.FFmpegError, SourceError, OSError) as exc:
+                reason = exc.args[0] if isinstance(exc, SourceError) else f"cannot connect: {_reason(exc)}"
+                failures += 1
+                if down_since is None:
+                    down_since = time.time()
+                    yield SourceStatus(self.id, "down", index, last_pts, down_since, reason)
+                if self.reconnect.attempts is not None and failures > self.reconnect.attempts:
+                    raise SourceError(
+                        f"{self.label}: gave up after {failures} failed connection attempt(s) ({reason}); "
+                        f"check the address and that the camera is on, or raise source.reconnect.attempts"
+                    ) from None
+                wait = self.reconnect.delay(failures)
+                log.warning("%s: %s; retrying in %.1fs (attempt %d)", self.label, reason, wait, failures + 1)
+                stop.wait(wait)
+                continue
+            self.connections += 1
+            stream = container.streams.video[0]
+            stream.thread_type = "AUTO"
+            rate = stream.average_rate or stream.guessed_rate or Fraction(30)
+            self.fps = Fraction(rate)
+            if down_since is not None:
+                up = time.time()
+                log.info("%s: connected again after %.1fs (%d attempt(s))", self.label, up - down_since, failures + 1)
+                yield SourceStatus(self.id, "up", index, last_pts, up, downtime=up - down_since, attempts=failures + 1)
+                down_since = None
+            failures = 0
+            # The timeline continues across the gap, by the wall clock.
+            base = last_pts if last_wall is None else last_pts + Fraction(round((time.time() - last_wall) * 1000), 1000)
+            first: Fraction | None = None
+            paced_from = time.monotonic()
+            step = 1 / self.fps
+            ended = False
+            try:
+                for packet in container.demux(stream):
+                    if stop.is_set():
+                        return
+                    try:
+                        decoded = packet.decode()
+                    except av.error.FFmpegError as exc:  # one damaged packet: keep going
+                        log.debug("%s: packet dropped (%s)", self.label, _reason(exc))
+                        continue
+                    for frame in decoded:
+                        if frame.pts is not None and stream.time_base is not None:
+                            t = Fraction(frame.pts) * stream.time_base
+                            first = t if first is None else first
+                            pts = base + (t - first)
+                        else:
+                            pts = last_pts + step
+                        if index and pts <= last_pts:  # never step back (a camera's clock reset)
+                            pts = last_pts + step
+                        if self.realtime:
+                            ahead = float(pts - base) - (time.monotonic() - paced_from)
+                            if ahead > 0 and stop.wait(ahead):
+                                return
+                        last_pts, last_wall = pts, time.time()
+                        self.decoded += 1
+                        if self.size is None:
+                            self.size = (frame.height, frame.width)
+                            self.connected.set()
+                        if sampler.keep(index, pts):
+                            image = frame.to_ndarray(format="rgb24")
+                            yield Frame(self.id, index, pts, image, last_wall, sampler.detect())
+                        index += 1
+                ended = True
+                reason = "the stream ended"
+            except av.error.FFmpegError as exc:
+                reason = f"stream lost: {_reason(exc)}"
+            finally:
+                container.close()
+            if ended and self.spec.format == "lavfi":
+                return  # a generated source with a duration: finished
+            if stop.is_set():
+                return
+            down_since = time.time()
+            log.warning("%s: %s; reconnecting", self.label, reason)
+            yield SourceStatus(self.id, "down", index, last_pts, down_since, reason)
