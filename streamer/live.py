@@ -252,7 +252,12 @@ class LiveSource:
             try:
                 container = self._open()
             except (av.error.FFmpegError, SourceError, OSError) as exc:
-                reason = exc.args[0] if isinstance(exc, SourceError) else f"cannot connect: {_reason(exc)}"
+                if isinstance(exc, SourceError):
+                    reason = exc.args[0]
+                elif isinstance(exc, av.error.ExitError):
+                    reason = f"cannot connect: no answer within {self.timeout:g}s"
+                else:
+                    reason = f"cannot connect: {_reason(exc)}"
                 failures += 1
                 if down_since is None:
                     down_since = time.time()
@@ -316,6 +321,8 @@ class LiveSource:
                         index += 1
                 ended = True
                 reason = "the stream ended"
+            except av.error.ExitError:  # PyAV's read timeout interrupted FFmpeg
+                reason = f"no data for {self.timeout:g}s"
             except av.error.FFmpegError as exc:
                 reason = f"stream lost: {_reason(exc)}"
             finally:
