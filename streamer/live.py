@@ -7,9 +7,11 @@ otherwise. The gap is announced in-band, between the frames, by :class:`SourceSt
 items (``down`` with the reason, then ``up`` with the downtime), which become
 ``source_down`` / ``source_up`` events.
 
-Frames carry the wall-clock time they were decoded (``captured_at``), and a pts that
-keeps running across reconnects (the gap is measured on the wall clock), so trackers,
-analytics and outputs see one continuous timeline per source.
+Frames carry their capture time on the wall clock (``captured_at``: the stream's own
+timestamps anchored to the earliest arrival, so a frame that waited in a socket or
+decoder buffer still shows that wait as latency), and a pts that keeps running across
+reconnects (the gap is measured on the wall clock), so trackers, analytics and outputs
+see one continuous timeline per source.
 
 URIs:
     ``rtsp://``, ``rtsps://``, ``rtmp://``, ``srt://``, ``udp://``, ``tcp://``: network streams;
@@ -285,6 +287,8 @@ class LiveSource:
             # The timeline continues across the gap, by the wall clock.
             base = last_pts if last_wall is None else last_pts + Fraction(round((time.time() - last_wall) * 1000), 1000)
             first: Fraction | None = None
+            anchor: float | None = None
+            anchored_at = 0.0
             paced_from = time.monotonic()
             step = 1 / self.fps
             ended = False
@@ -310,14 +314,26 @@ class LiveSource:
                             ahead = float(pts - base) - (time.monotonic() - paced_from)
                             if ahead > 0 and stop.wait(ahead):
                                 return
-                        last_pts, last_wall = pts, time.time()
+                        last_wall = time.time()
+                        # Capture time from the stream's own clock: arrival minus stream time,
+                        # at its smallest, so frames that waited in socket or decoder buffers
+                        # still count that wait as latency. It may creep up 1 ms per second,
+                        # to follow a camera clock slower than ours.
+                        offset = last_wall - float(pts - base)
+                        if anchor is None or offset < anchor + 0.001 * (last_wall - anchored_at):
+                            anchor = offset
+                        else:
+                            anchor += 0.001 * (last_wall - anchored_at)
+                        anchored_at = last_wall
+                        captured = anchor + float(pts - base)
+                        last_pts = pts
                         self.decoded += 1
                         if self.size is None:
                             self.size = (frame.height, frame.width)
                             self.connected.set()
                         if sampler.keep(index, pts):
                             image = frame.to_ndarray(format="rgb24")
-                            yield Frame(self.id, index, pts, image, last_wall, sampler.detect())
+                            yield Frame(self.id, index, pts, image, captured, sampler.detect())
                         index += 1
                 ended = True
                 reason = "the stream ended"

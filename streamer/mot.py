@@ -7,6 +7,7 @@ top-left/width/height boxes.
 from __future__ import annotations
 
 import configparser
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +28,9 @@ def read_detections(path: str | Path) -> dict[int, Detections]:
     if not path.is_file():
         raise SourceError(f"{path}: no such detections file; pass a MOT det.txt path")
     try:
-        rows = np.loadtxt(path, delimiter=",", ndmin=2)
+        with warnings.catch_warnings():  # an empty file is valid: no detections at all
+            warnings.simplefilter("ignore", UserWarning)
+            rows = np.loadtxt(path, delimiter=",", ndmin=2)
     except ValueError as exc:
         raise SourceError(f"{path}: not a MOT detections file ({exc})") from None
     if rows.size and rows.shape[1] < 7:

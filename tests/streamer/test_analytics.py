@@ -40,3 +40,21 @@ def test_horizon_without_alive_ids_and_finish():
     assert end.type == "track_ended" and end.wall_time == 1000.0
     ev.update(frame(4), tracks((5, [0, 0, 1, 1])))
     assert [e.track_id for e in ev.finish()] == [5]
+
+
+def test_source_down_ends_open_tracks_then_source_up():
+    from streamer.analytics import Analytics
+    from streamer.config import AnalyticsConfig
+
+    an = Analytics("cam", {0: "person"}, AnalyticsConfig(), None, live=True)
+    an.update(frame(0), tracks((1, [0, 0, 10, 10]), (2, [20, 0, 30, 10])), np.array([1, 2]))
+    an.update(frame(1), tracks((1, [1, 0, 11, 10])), np.array([1, 2]))
+    down = an.source_down(1, 0.1, 1001.5, "stream lost: Input/output error")
+    assert [(e.type, e.track_id, e.frame) for e in down] == [
+        ("track_ended", 1, 1), ("track_ended", 2, 0), ("source_down", None, 1)]
+    assert down[-1].to_dict()["reason"] == "stream lost: Input/output error" and down[-1].wall_time == 1001.5
+    up = an.source_up(1, 0.1, 1004.0, 2.5, 3)
+    assert up[0].type == "source_up" and up[0].to_dict()["downtime"] == 2.5 and up[0].to_dict()["attempts"] == 3
+    again = an.source_down(5, 0.5, 1010.0, "x")
+    assert again[-1].id != down[-1].id  # one id per outage
+    assert an.finish() == []

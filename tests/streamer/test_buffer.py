@@ -65,3 +65,35 @@ def test_get_many_waits_at_most_max_wait():
 def test_bad_arguments(size, policy):
     with pytest.raises(ValueError):
         RingBuffer(size, policy)
+
+
+def test_group_takes_round_robin_across_sources():
+    from streamer.buffer import BufferGroup
+
+    group = BufferGroup()
+    a, b, c = group.add(8), group.add(8), group.add(8)
+    for i in range(5):
+        a.put(("a", i))
+    b.put(("b", 0))
+    c.put(("c", 0))
+    c.put(("c", 1))
+    assert group.get_batch(6, 0.0) == [("a", 0), ("b", 0), ("c", 0), ("a", 1), ("c", 1), ("a", 2)]
+    assert group.get_batch(6, 0.0) == [("a", 3), ("a", 4)]
+    for buf in (a, b):
+        buf.close()
+    # waits for the open buffer; a put there wakes it within the wait
+    threading.Timer(0.1, lambda: c.put(("c", 2))).start()
+    start = time.monotonic()
+    assert group.get_batch(4, 0.0) == [("c", 2)] and time.monotonic() - start < 1.0
+    c.close()
+    with pytest.raises(Closed):
+        group.get_batch(4, 0.0)
+
+
+def test_drop_oldest_never_drops_what_is_not_droppable():
+    buf = RingBuffer(2, "drop_oldest", droppable=lambda x: isinstance(x, int))
+    buf.put("down")
+    buf.put(1)
+    buf.put(2)  # full: drops 1, keeps the status item
+    buf.put("up")  # full: drops 2
+    assert [buf.get(0) for _ in range(2)] == ["down", "up"] and buf.dropped == 2
