@@ -45,6 +45,9 @@ bench: $(STAMP)
 	$(PY) benchmarks/tracker_speed.py
 	$(PY) benchmarks/tracker_accuracy.py
 	$(PY) benchmarks/pipeline_vs_ultralytics.py
+	$(PY) benchmarks/tracker_robustness.py
+	$(PY) benchmarks/event_sinks.py
+	$(PY) benchmarks/live_streams.py
 
 clean:
 	rm -rf $(OUT) .pytest_cache

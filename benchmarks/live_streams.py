@@ -29,10 +29,10 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))  # the RTSP server and the synthetic-scene detector
 
-from helpers import LIVE_OBJECTS, BlobDetector, Server, free_port, write_raw_clip  # noqa: E402
+from helpers import LIVE_OBJECTS, BlobDetector, Server, free_port, write_raw_clip
 
-from streamer.config import load_config  # noqa: E402
-from streamer.pipeline import Pipeline  # noqa: E402
+from streamer.config import load_config
+from streamer.pipeline import Pipeline
 
 DATA = REPO.parent / "shared" / "data"
 

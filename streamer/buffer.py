@@ -6,9 +6,10 @@ from __future__ import annotations
 import collections
 import threading
 import time
-from typing import Callable, Generic, TypeVar
+from collections.abc import Callable
+from typing import Generic, TypeVar
 
-__all__ = ["RingBuffer", "BufferGroup", "Closed"]
+__all__ = ["BufferGroup", "Closed", "RingBuffer"]
 
 T = TypeVar("T")
 
@@ -34,7 +35,7 @@ class RingBuffer(Generic[T]):
     """
 
     def __init__(self, size: int, policy: str = "block", *, droppable: Callable[[T], bool] | None = None,
-                 group: "BufferGroup | None" = None) -> None:
+                 group: BufferGroup | None = None) -> None:
         if size < 1:
             raise ValueError(f"RingBuffer: size must be >= 1, got {size}")
         if policy not in ("block", "drop_oldest"):

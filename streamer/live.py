@@ -27,11 +27,14 @@ from __future__ import annotations
 import dataclasses
 import logging
 import re
+import socket
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from fractions import Fraction
-from typing import Any, Iterator
+from typing import Any
+from urllib.parse import urlsplit
 
 import av
 
@@ -42,7 +45,7 @@ from streamer.urls import redact
 
 log = logging.getLogger(__name__)
 
-__all__ = ["LiveSource", "SourceStatus", "StreamSpec", "parse_uri", "open_container", "HWACCELS"]
+__all__ = ["HWACCELS", "LiveSource", "SourceStatus", "StreamSpec", "open_container", "parse_uri"]
 
 STREAM_SCHEMES = ("rtsp://", "rtsps://", "rtmp://", "rtmps://", "srt://", "udp://", "tcp://", "rtp://")
 HTTP_SCHEMES = ("http://", "https://")
@@ -100,7 +103,7 @@ def parse_uri(uri: str, transport: str = "tcp", options: dict[str, str] | None =
             raise SourceError("lavfi: needs a filter graph, e.g. lavfi:testsrc2=size=1280x720:rate=30")
         return StreamSpec(graph, "lavfi", extra, True, True, _slug(graph.split("=")[0]))
     if uri.startswith("webcam:") or re.fullmatch(r"/dev/video\d+", uri):
-        device = uri[len("webcam:"):] if uri.startswith("webcam:") else uri
+        device = uri.removeprefix("webcam:")
         if not device:
             raise SourceError("webcam: needs a device number or name, e.g. webcam:0")
         name = "webcam" + _slug(device.rsplit("/", 1)[-1].replace("video", ""))
@@ -168,6 +171,17 @@ def open_container(url: str, label: str, *, format: str | None = None, options: 
     return av.open(url, **kwargs)
 
 
+_TCP_PORTS: dict[str, int] = {"rtsp://": 554, "rtsps://": 322, "rtmp://": 1935, "rtmps://": 443, "http://": 80, "https://": 443}
+
+
+def _listening(address: tuple[str, int]) -> bool:
+    try:
+        socket.create_connection(address, timeout=0.2).close()
+        return True
+    except OSError:
+        return False
+
+
 def _reason(exc: BaseException) -> str:
     # strerror, not str(exc): FFmpeg errors quote the URL, credentials included.
     reason = getattr(exc, "strerror", None)
@@ -231,6 +245,29 @@ class LiveSource:
         self.connections = 0
         self.decoded = 0
 
+    def _address(self) -> tuple[str, int] | None:
+        """Host and TCP port of a network source (None for devices, generated and UDP sources)."""
+        if not self.spec.url.startswith(tuple(_TCP_PORTS)):
+            return None
+        try:
+            parts = urlsplit(self.spec.url)
+            port = parts.port or _TCP_PORTS[self.spec.url.split("://")[0] + "://"]
+        except (ValueError, KeyError):
+            return None
+        return (parts.hostname, port) if parts.hostname else None
+
+    def _wait(self, seconds: float, stop: threading.Event) -> None:
+        """The backoff wait, cut short when a server that refused connections listens
+        again: a TCP connect every 0.25 s costs little, and the camera is back at once."""
+        address = self._address()
+        if address is None or _listening(address):
+            stop.wait(seconds)  # no port to watch, or the server is up but failing: plain backoff
+            return
+        deadline = time.monotonic() + seconds
+        while not stop.wait(min(0.25, max(deadline - time.monotonic(), 0))):
+            if time.monotonic() >= deadline or _listening(address):
+                return
+
     def _open(self) -> Any:
         container = open_container(self.spec.url, self.label, format=self.spec.format, options=self.spec.options,
                                    timeout=(self.timeout, self.timeout), hwaccel=self.hwaccel)
@@ -271,7 +308,7 @@ class LiveSource:
                     ) from None
                 wait = self.reconnect.delay(failures)
                 log.warning("%s: %s; retrying in %.1fs (attempt %d)", self.label, reason, wait, failures + 1)
-                stop.wait(wait)
+                self._wait(wait, stop)
                 continue
             self.connections += 1
             stream = container.streams.video[0]

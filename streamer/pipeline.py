@@ -28,10 +28,11 @@ import queue
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from streamer.analytics import Analytics
 from streamer.buffer import BufferGroup, Closed
@@ -47,7 +48,7 @@ from streamer.urls import redact
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Pipeline", "Summary", "SourceSummary", "build_detector", "build_tracker"]
+__all__ = ["Pipeline", "SourceSummary", "Summary", "build_detector", "build_tracker"]
 
 _END = object()
 
@@ -331,7 +332,7 @@ class Pipeline:
                         break
             st.buffer.close()
 
-    def _infer(self, out: "queue.Queue[Any]") -> None:
+    def _infer(self, out: queue.Queue[Any]) -> None:
         cfg = self.config.detector
         try:
             while not self._halt.is_set():

@@ -13,9 +13,9 @@ import glob
 import logging
 import threading
 import time
+from collections.abc import Iterator
 from fractions import Fraction
 from pathlib import Path
-from typing import Iterator
 
 import av
 import cv2
@@ -30,7 +30,7 @@ from streamer.urls import redact
 
 log = logging.getLogger(__name__)
 
-__all__ = ["VideoSource", "ImageSequenceSource", "LiveSource", "open_source"]
+__all__ = ["ImageSequenceSource", "LiveSource", "VideoSource", "open_source"]
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
 

@@ -7,7 +7,6 @@ import subprocess
 from pathlib import Path
 
 import pytest
-
 from helpers import DATA, LIVE_OBJECTS, OBJECTS, REPO, Server, free_port, write_raw_clip
 
 from streamer.synthetic import write_video

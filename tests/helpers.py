@@ -87,7 +87,7 @@ class Server:
         self.proc = None
         self.ready_at = 0.0  # wall clock when it last started listening
 
-    def start(self) -> "Server":
+    def start(self) -> Server:
         import subprocess
         import time
 
