@@ -102,17 +102,10 @@ def streams(args, folder: Path) -> None:
     import cv2
 
     clip = folder / "bikes-720p.mp4"
-    with av.open(str(DATA / "video" / "bikes.mp4")) as src, av.open(str(clip), "w") as dst:
-        out = dst.add_stream("libx264", rate=25, options={"crf": "23", "preset": "veryfast"})
-        out.width, out.height, out.pix_fmt = 1280, 720, "yuv420p"
-        for i, frame in enumerate(src.decode(video=0)):
-            image = cv2.resize(frame.to_ndarray(format="rgb24"), (1280, 720), interpolation=cv2.INTER_LINEAR)
-            vf = av.VideoFrame.from_ndarray(image, format="rgb24")
-            vf.pts = i
-            for p in out.encode(vf):
-                dst.mux(p)
-        for p in out.encode(None):
-            dst.mux(p)
+    with av.open(str(DATA / "video" / "bikes.mp4")) as src:
+        images = (cv2.resize(f.to_ndarray(format="rgb24"), (1280, 720), interpolation=cv2.INTER_LINEAR)
+                  for f in src.decode(video=0))
+        encode_video(clip, images, (720, 1280), 25, crf=23)
     empty = folder / "empty-det.txt"
     empty.write_text("")
     weights = args.weights

@@ -190,6 +190,26 @@ def _reason(exc: BaseException) -> str:
     return reason
 
 
+class _CaptureClock:
+    """Capture wall time of a stream's frames from its own timestamps: arrival minus
+    stream time, at its smallest, so a frame that waited in a socket or decoder buffer
+    still counts that wait as latency. The anchor may creep up 1 ms per second, to
+    follow a camera clock slower than ours."""
+
+    DRIFT = 0.001
+
+    def __init__(self) -> None:
+        self.anchor: float | None = None
+        self.at = 0.0
+
+    def captured(self, stream_seconds: float, arrival: float) -> float:
+        allowed = None if self.anchor is None else self.anchor + self.DRIFT * (arrival - self.at)
+        offset = arrival - stream_seconds
+        self.anchor = offset if allowed is None else min(offset, allowed)
+        self.at = arrival
+        return self.anchor + stream_seconds
+
+
 @dataclasses.dataclass
 class Reconnect:
     """Capped exponential backoff: ``initial``, ``2 * initial``, ... up to ``max`` seconds
@@ -219,7 +239,6 @@ class LiveSource:
 
     Attributes:
         fps: Frame rate once connected (None before).
-        size: ``(height, width)`` once connected (None before).
     """
 
     live = True
@@ -240,10 +259,6 @@ class LiveSource:
         self.realtime = spec.realtime if realtime is None else realtime
         self.hwaccel = hwaccel
         self.fps: Fraction | None = None
-        self.size: tuple[int, int] | None = None
-        self.connected = threading.Event()
-        self.connections = 0
-        self.decoded = 0
 
     def _address(self) -> tuple[str, int] | None:
         """Host and TCP port of a network source (None for devices, generated and UDP sources)."""
@@ -310,7 +325,6 @@ class LiveSource:
                 log.warning("%s: %s; retrying in %.1fs (attempt %d)", self.label, reason, wait, failures + 1)
                 self._wait(wait, stop)
                 continue
-            self.connections += 1
             stream = container.streams.video[0]
             stream.thread_type = "AUTO"
             rate = stream.average_rate or stream.guessed_rate or Fraction(30)
@@ -324,8 +338,7 @@ class LiveSource:
             # The timeline continues across the gap, by the wall clock.
             base = last_pts if last_wall is None else last_pts + Fraction(round((time.time() - last_wall) * 1000), 1000)
             first: Fraction | None = None
-            anchor: float | None = None
-            anchored_at = 0.0
+            clock = _CaptureClock()
             paced_from = time.monotonic()
             step = 1 / self.fps
             ended = False
@@ -352,22 +365,8 @@ class LiveSource:
                             if ahead > 0 and stop.wait(ahead):
                                 return
                         last_wall = time.time()
-                        # Capture time from the stream's own clock: arrival minus stream time,
-                        # at its smallest, so frames that waited in socket or decoder buffers
-                        # still count that wait as latency. It may creep up 1 ms per second,
-                        # to follow a camera clock slower than ours.
-                        offset = last_wall - float(pts - base)
-                        if anchor is None or offset < anchor + 0.001 * (last_wall - anchored_at):
-                            anchor = offset
-                        else:
-                            anchor += 0.001 * (last_wall - anchored_at)
-                        anchored_at = last_wall
-                        captured = anchor + float(pts - base)
+                        captured = clock.captured(float(pts - base), last_wall)
                         last_pts = pts
-                        self.decoded += 1
-                        if self.size is None:
-                            self.size = (frame.height, frame.width)
-                            self.connected.set()
                         if sampler.keep(index, pts):
                             image = frame.to_ndarray(format="rgb24")
                             yield Frame(self.id, index, pts, image, captured, sampler.detect())

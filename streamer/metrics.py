@@ -61,6 +61,19 @@ class Latency:
         self.total += seconds
         self.max = max(self.max, seconds)
 
+    def copy(self) -> "Latency":
+        out = Latency()
+        out.counts, out.n, out.max, out.total = self.counts.copy(), self.n, self.max, self.total
+        return out
+
+    def since(self, earlier: "Latency") -> "Latency":
+        """The samples added after ``earlier`` (a :meth:`copy` of this one); ``max`` stays
+        the overall maximum, which bounds the window's."""
+        out = Latency()
+        out.counts, out.n, out.max = self.counts - earlier.counts, self.n - earlier.n, self.max
+        out.total = self.total - earlier.total
+        return out
+
     def quantile(self, q: float) -> float | None:
         """Upper edge of the bin holding quantile ``q`` (None before any sample)."""
         if not self.n:

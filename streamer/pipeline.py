@@ -369,8 +369,8 @@ class Pipeline:
     def _frame(self, st: _Stream, frame: Frame, dets: Detections | None, shared: list[Any]) -> int:
         if st.tracker is None:  # built on the first frame: a camera's rate is known once connected
             st.tracker = build_tracker(self.config, st.fps)
-            st.analytics = Analytics(st.id, self.detector.names, self.config.analytics, None,
-                                     self.config.output.track_end_frames or 30, live=st.live)
+            if st.analytics is None:  # a camera down at start has one already
+                st.analytics = self._analytics(st)
             st.sinks = [st.outputs.enter_context(sink) for _, sink in self._stream_sinks(st)]
         t0 = time.perf_counter()
         st.since_detect += 1
@@ -397,6 +397,10 @@ class Pipeline:
         st.summary.latency.add(time.time() - frame.captured_at)
         return len(events)
 
+    def _analytics(self, st: _Stream) -> Analytics:
+        return Analytics(st.id, self.detector.names, self.config.analytics, None,
+                         self.config.output.track_end_frames or 30, live=st.live)
+
     def _write_events(self, st: _Stream, events: list, shared: list[Any]) -> int:
         for sink in (*st.sinks, *shared):
             if hasattr(sink, "write_events"):
@@ -405,8 +409,7 @@ class Pipeline:
 
     def _status(self, st: _Stream, status: SourceStatus, shared: list[Any]) -> int:
         if st.analytics is None:
-            st.analytics = Analytics(st.id, self.detector.names, self.config.analytics, None,
-                                     self.config.output.track_end_frames or 30, live=True)
+            st.analytics = self._analytics(st)
         frame = max(status.index - 1, 0)
         if status.state == "down":
             st.summary.downs += 1
@@ -445,20 +448,14 @@ class Pipeline:
         for sid, st in self.streams.items():
             s = st.summary
             t_prev, frames_prev, dropped_prev, latency_prev = marks.get(sid, (now, 0, 0, Latency()))
-            lat = s.latency
-            window = Latency()
-            window.counts = lat.counts - latency_prev.counts
-            window.n = lat.n - latency_prev.n
-            window.max = lat.max
+            window = s.latency.since(latency_prev)
             dropped = st.buffer.dropped
             record = {
                 "t": now, "frames": s.frames - frames_prev, "dropped": dropped - dropped_prev,
                 "p50": window.quantile(0.5), "p99": window.quantile(0.99), "rss": rss,
             }
             self.windows[sid].append(record)
-            snapshot = Latency()
-            snapshot.counts, snapshot.n = lat.counts.copy(), lat.n
-            marks[sid] = (now, s.frames, dropped, snapshot)
+            marks[sid] = (now, s.frames, dropped, s.latency.copy())
             if st.live and self.config.stats_interval:
                 seconds = max(now - t_prev, 1e-9)
                 p50, p99 = record["p50"], record["p99"]

@@ -7,6 +7,7 @@ whole pipeline runs without detector weights.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -14,7 +15,7 @@ from pathlib import Path
 import av
 import numpy as np
 
-__all__ = ["MovingBox", "render", "write_video", "write_mot", "demo_objects"]
+__all__ = ["MovingBox", "render", "encode_video", "write_video", "write_mot", "demo_objects"]
 
 
 @dataclass(frozen=True)
@@ -64,6 +65,27 @@ def render(objects: list[MovingBox], frame: int, height: int, width: int) -> tup
     return image, truth
 
 
+def encode_video(path: str | Path, images: Iterable[np.ndarray], size: tuple[int, int], fps: Fraction | int = 25,
+                 codec: str = "libx264", crf: int = 12) -> None:
+    """Encode RGB ``images`` of ``size`` ``(h, w)``; image ``k`` gets pts ``k`` in a
+    ``1 / fps`` time base."""
+    height, width = size
+    with av.open(str(path), mode="w") as container:
+        options = {"crf": str(crf), "preset": "veryfast"} if codec == "libx264" else {}
+        # The encoder's time base is 1/rate; frame pts count frames in it. (Setting the
+        # stream's time_base by hand makes the MP4 muxer reject packets.)
+        stream = container.add_stream(codec, rate=Fraction(fps), options=options)
+        stream.width, stream.height = width, height
+        stream.pix_fmt = "yuv420p"
+        for k, image in enumerate(images):
+            vf = av.VideoFrame.from_ndarray(image, format="rgb24")
+            vf.pts = k
+            for packet in stream.encode(vf):
+                container.mux(packet)
+        for packet in stream.encode(None):
+            container.mux(packet)
+
+
 def write_video(
     path: str | Path,
     objects: list[MovingBox],
@@ -76,25 +98,15 @@ def write_video(
 
     Frame ``k`` has pts ``k`` in a ``1 / fps`` time base.
     """
-    height, width = size
-    fps = Fraction(fps)
     truth = []
-    with av.open(str(path), mode="w") as container:
-        options = {"crf": "12", "preset": "veryfast"} if codec == "libx264" else {}
-        # The encoder's time base is 1/rate; frame pts count frames in it. (Setting the
-        # stream's time_base by hand makes the MP4 muxer reject packets.)
-        stream = container.add_stream(codec, rate=fps, options=options)
-        stream.width, stream.height = width, height
-        stream.pix_fmt = "yuv420p"
+
+    def images():
         for k in range(frames):
-            image, boxes = render(objects, k, height, width)
+            image, boxes = render(objects, k, *size)
             truth.append(boxes)
-            vf = av.VideoFrame.from_ndarray(image, format="rgb24")
-            vf.pts = k
-            for packet in stream.encode(vf):
-                container.mux(packet)
-        for packet in stream.encode(None):
-            container.mux(packet)
+            yield image
+
+    encode_video(path, images(), size, fps, codec)
     return truth
 
 

@@ -37,18 +37,14 @@ def clip_with_detections(folder: Path, objects: list, frames: int, size: tuple[i
     return path, det, truth
 
 
-def free_port_closed() -> int:
-    """A local port nothing listens on (bound, then released)."""
+def free_port() -> int:
+    """A local port nothing listens on (bound, then released): for a server to start on,
+    or as an address where nothing answers."""
     import socket
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def free_port() -> int:
-    """A free local TCP port."""
-    return free_port_closed()
 
 
 def binary(name: str, package: str | None = None) -> str:

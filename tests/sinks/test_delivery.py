@@ -169,11 +169,11 @@ def test_webhook_retries_and_batches(tmp_path):
 
 
 def test_unreachable_broker_warns_and_keeps_events(tmp_path, caplog):
-    from helpers import free_port_closed
+    from helpers import free_port
 
     video, det = busy_video(tmp_path, 120)
     cfg = tmp_path / "c.yaml"
-    port = free_port_closed()
+    port = free_port()
     cfg.write_text(f"output:\n  outbox: {tmp_path / 'ob'}\n  event_sinks:\n    - type: mqtt\n"
                    f"      url: mqtt://user:secret@127.0.0.1:{port}\n      drain_timeout: 0.5\n      timeout: 0.5\n")
     with caplog.at_level("WARNING"):

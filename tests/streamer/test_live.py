@@ -18,7 +18,7 @@ import av
 import jsonschema
 import numpy as np
 import pytest
-from helpers import BlobDetector, free_port_closed
+from helpers import BlobDetector, free_port
 
 from sinks.events import SCHEMA_FILE
 from streamer.config import load_config
@@ -233,7 +233,7 @@ def test_stalled_stream_is_down_after_the_timeout(rtsp_server):
 
 
 def test_unreachable_camera_gives_up_after_the_attempts_asked(tmp_path):
-    url = f"rtsp://admin:hunter2@127.0.0.1:{free_port_closed()}/cam"
+    url = f"rtsp://admin:hunter2@127.0.0.1:{free_port()}/cam"
     source = LiveSource(url, "cam", timeout=1.0, reconnect=Reconnect(0.05, 0.1, attempts=2))
     items = []
     with pytest.raises(SourceError) as info:
@@ -336,7 +336,7 @@ def test_cli_on_rtsp_never_shows_credentials(rtsp_server, tmp_path):
     assert frame_count(out / "v.mp4") > 30
     # a camera that is not there: retried (forever by default), the run ends at --duration
     proc = subprocess.run(
-        [sys.executable, "-m", "streamer.cli", "run", f"rtsp://admin:hunter2@127.0.0.1:{free_port_closed()}/x",
+        [sys.executable, "-m", "streamer.cli", "run", f"rtsp://admin:hunter2@127.0.0.1:{free_port()}/x",
          "--weights", "yolov8n.yaml", "--imgsz", "160", "--device", "cpu", "--duration", "3", "--no-progress",
          "--events", str(out / "down.jsonl")],
         capture_output=True, text=True, timeout=120, env=env, cwd=tmp_path,
