@@ -40,7 +40,7 @@ import av
 
 from streamer.errors import SourceError
 from streamer.sampling import Sampler
-from streamer.types import Frame
+from streamer.types import Frame, SourceStatus
 from streamer.urls import redact
 
 log = logging.getLogger(__name__)
@@ -52,30 +52,6 @@ HTTP_SCHEMES = ("http://", "https://")
 HWACCELS = ("auto", "none", "cuda", "vaapi", "qsv", "videotoolbox")
 # What `auto` tries, in order, on each platform.
 _AUTO = {"linux": ("cuda", "vaapi", "qsv"), "darwin": ("videotoolbox",), "win32": ("cuda", "d3d11va", "qsv")}
-
-
-@dataclasses.dataclass(frozen=True)
-class SourceStatus:
-    """A change of a live source's state, passed in order with its frames.
-
-    Attributes:
-        state: ``down`` (stopped delivering) or ``up`` (delivering again).
-        index: Index the next frame will have (frames decoded so far).
-        pts: Pts of the last frame before the change, seconds.
-        at: Wall-clock time of the change.
-        reason: Why it went down.
-        downtime: Seconds it was down (``up`` only).
-        attempts: Connection attempts it took (``up`` only).
-    """
-
-    source_id: str
-    state: str
-    index: int
-    pts: Fraction
-    at: float
-    reason: str = ""
-    downtime: float = 0.0
-    attempts: int = 0
 
 
 @dataclasses.dataclass(frozen=True)

@@ -11,7 +11,7 @@ from typing import Any, Iterator
 
 import numpy as np
 
-__all__ = ["Frame", "Detections", "Event"]
+__all__ = ["Detections", "Event", "Frame", "SourceStatus"]
 
 
 @dataclasses.dataclass(eq=False, slots=True)
@@ -199,3 +199,28 @@ class Event:
             )
         out.update(self.data)
         return out
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class SourceStatus:
+    """A change of a source's state, passed in order with its frames.
+
+    Attributes:
+        state: ``down`` (stopped delivering), ``up`` (delivering again) or
+            ``removed`` (taken out of a running pipeline).
+        index: Index the next frame will have (frames decoded so far).
+        pts: Pts of the last frame before the change, seconds.
+        at: Wall-clock time of the change.
+        reason: Why it went down.
+        downtime: Seconds it was down (``up`` only).
+        attempts: Connection attempts it took (``up`` only).
+    """
+
+    source_id: str
+    state: str
+    index: int
+    pts: Fraction
+    at: float
+    reason: str = ""
+    downtime: float = 0.0
+    attempts: int = 0
