@@ -110,7 +110,8 @@ def main() -> None:
                 pipe.execute()
         pipe.execute()
         raw = args.events / (time.perf_counter() - t0)
-        ours = through_sink(DeliverySink("redis", f"redis://127.0.0.1:{rp}/0", work / "redis.sqlite3", maxlen=None), events)
+        sink = DeliverySink("redis", f"redis://127.0.0.1:{rp}/0", work / "redis.sqlite3", maxlen=None)
+        ours = through_sink(sink, events)
         rows.append(("redis (XADD, pipelined 100)", ours, raw))
     finally:
         rproc.terminate()

@@ -2,7 +2,7 @@
 
 Three measurements, each with its own peer in the same run:
 
-- ``reconnect``: a real RTSP server (tests/rtsp_server.py, GStreamer) is killed for 3 s,
+- ``reconnect``: a real RTSP server (streamer/testing/rtsp_server.py, GStreamer) is killed for 3 s,
   five times, under a running pipeline; figure: seconds from the server listening again
   to ``source_up``, with the default backoff and with a short one.
 - ``latency``: a 30 fps RTSP camera and a detector that takes 50 ms a frame (20 frames/s
@@ -18,7 +18,6 @@ Three measurements, each with its own peer in the same run:
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 import threading
 import time
@@ -26,23 +25,18 @@ from pathlib import Path
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "tests"))  # the RTSP server and the synthetic-scene detector
-
-from helpers import LIVE_OBJECTS, BlobDetector, Server, free_port, write_raw_clip
-
 from streamer.config import load_config
 from streamer.pipeline import Pipeline
+from streamer.synthetic import encode_video
+from streamer.testing import LIVE_OBJECTS, BlobDetector, RtspServer, write_raw_clip
 
+REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "data"
 
 
-def rtsp_server(folder: Path, mounts=("cam",)) -> Server:
+def rtsp_server(folder: Path, mounts=("cam",)) -> RtspServer:
     clip = write_raw_clip(folder / "live.rgb", LIVE_OBJECTS, 150)
-    port = free_port()
-    argv = ["/usr/bin/python3", str(REPO / "tests" / "rtsp_server.py"), "--port", str(port), "--size", "320x240",
-            "--fps", "30", *[f"/{m}={clip}" for m in mounts]]
-    return Server(argv, port).start()
+    return RtspServer({m: clip for m in mounts}).start()
 
 
 def reconnect(args, folder: Path) -> None:

@@ -42,8 +42,9 @@ def simulate(gt: np.ndarray, width: int, height: int, rng: np.random.Generator) 
     fp_frames = np.repeat(frames, n_fp)
     fw = rng.uniform(20, 120, len(fp_frames))
     fh = fw * rng.uniform(1.8, 3.0, len(fp_frames))
-    dets.append(np.column_stack([fp_frames, -np.ones(len(fp_frames)), rng.uniform(0, width - fw), rng.uniform(0, height - fh),
-                                 fw, fh, rng.uniform(0.1, 0.6, len(fp_frames))]))
+    x, y = rng.uniform(0, width - fw), rng.uniform(0, height - fh)
+    dets.append(np.column_stack([fp_frames, -np.ones(len(fp_frames)), x, y, fw, fh,
+                                 rng.uniform(0.1, 0.6, len(fp_frames))]))
     out = np.concatenate(dets)
     return out[np.argsort(out[:, 0], kind="stable")]
 

@@ -19,8 +19,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import peers  # noqa: E402
 
+from streamer.config import tracker_config  # noqa: E402
 from streamer.evaluation import load_sequence  # noqa: E402
-from streamer.registry import create_tracker  # noqa: E402
 
 
 def main() -> None:
@@ -38,8 +38,9 @@ def main() -> None:
 
     def ours_runner(name):
         def run():
+            config = tracker_config(name)
             for frames, fps in ours:
-                t = create_tracker(name, **({} if name == "sort" else {"frame_rate": fps}))
+                t = config.build(fps)
                 for d in frames:
                     t.update(d)
         return run

@@ -33,7 +33,7 @@ def annotate(image: np.ndarray, tracks: Detections, names: dict[int, str]) -> np
     thickness = max(1, round(min(h, w) / 360))
     scale = max(0.4, min(h, w) / 900)
     for (x1, y1, x2, y2), tid, cls in zip(
-        tracks.xyxy.round().astype(int), tracks.tracker_id, tracks.class_id
+        tracks.xyxy.round().astype(int), tracks.tracker_id, tracks.class_id, strict=True
     ):
         color = color_for(tid)
         cv2.rectangle(out, (x1, y1), (x2, y2), color, thickness)
@@ -42,5 +42,6 @@ def annotate(image: np.ndarray, tracks: Detections, names: dict[int, str]) -> np
         top = max(y1 - th - base - 2, 0)
         cv2.rectangle(out, (x1, top), (x1 + tw + 2, top + th + base + 2), color, -1)
         text_color = (0, 0, 0) if sum(color) > 382 else (255, 255, 255)
-        cv2.putText(out, label, (x1 + 1, top + th + 1), cv2.FONT_HERSHEY_SIMPLEX, scale, text_color, thickness, cv2.LINE_AA)
+        cv2.putText(out, label, (x1 + 1, top + th + 1), cv2.FONT_HERSHEY_SIMPLEX, scale, text_color, thickness,
+                    cv2.LINE_AA)
     return out

@@ -16,13 +16,15 @@ import socket
 import threading
 import time
 import urllib.request
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
+from typing import Any
 from urllib.parse import urlsplit
 
 from sinks.events import event_json
 from sinks.outbox import Outbox
 from streamer.errors import ConfigError
+from streamer.protocols import Sink
 from streamer.types import Detections, Event, Frame
 from streamer.urls import redact
 
@@ -31,7 +33,36 @@ log = logging.getLogger(__name__)
 __all__ = ["DeliverySink", "WebhookTransport", "MqttTransport", "RedisTransport"]
 
 
-class WebhookTransport:
+class Transport:
+    """How a :class:`DeliverySink` talks to one kind of endpoint.
+
+    ``start(entries)`` sends a batch of ``(key, payload)`` and returns a handle;
+    ``finish(handle)`` waits for its acknowledgement (raising when none came), and up
+    to ``window`` batches may be started before the oldest is finished. Transports
+    whose ``start`` already waits for the answer keep the defaults.
+    """
+
+    scheme: tuple[str, ...] = ()
+    window = 1
+
+    def key(self, event: Event) -> str:
+        """The topic or stream key an event goes to."""
+        return ""
+
+    def probe(self) -> None:
+        """Raise if the endpoint is not reachable now."""
+
+    def start(self, entries: Sequence[tuple[str, str]]) -> Any:
+        raise NotImplementedError
+
+    def finish(self, handle: Any) -> None:
+        """Wait until the batch ``start`` returned ``handle`` for is acknowledged."""
+
+    def close(self) -> None:
+        """Release the connection."""
+
+
+class WebhookTransport(Transport):
     """POSTs each batch as a JSON array to ``url``; any 2xx acknowledges it."""
 
     scheme = ("http", "https")
@@ -42,9 +73,6 @@ class WebhookTransport:
         self.timeout = timeout
         self.headers = {"Content-Type": "application/json", **(headers or {})}
 
-    def key(self, event: Event) -> str:
-        return ""
-
     def start(self, entries: Sequence[tuple[str, str]]) -> None:
         body = ("[" + ",".join(p for _, p in entries) + "]").encode()
         request = urllib.request.Request(self.url, data=body, headers=self.headers, method="POST")
@@ -54,13 +82,11 @@ class WebhookTransport:
 
     def probe(self) -> None:
         parts = urlsplit(self.url)
-        socket.create_connection((parts.hostname, parts.port or (443 if parts.scheme == "https" else 80)), self.timeout).close()
-
-    def close(self) -> None:
-        pass
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        socket.create_connection((parts.hostname, port), self.timeout).close()
 
 
-class MqttTransport:
+class MqttTransport(Transport):
     """Publishes each event with QoS 1 to ``topic`` (``{source_id}`` and ``{type}`` are
     filled in); a batch is acknowledged when the broker acknowledged every message."""
 
@@ -132,7 +158,7 @@ class MqttTransport:
             self._connected = False
 
 
-class RedisTransport:
+class RedisTransport(Transport):
     """Appends each event to a Redis Stream with ``XADD`` (field ``event``: the JSON),
     trimmed to about ``maxlen`` entries; a batch is one pipeline."""
 
@@ -163,10 +189,10 @@ class RedisTransport:
         self._redis.close()
 
 
-TRANSPORTS = {"webhook": WebhookTransport, "mqtt": MqttTransport, "redis": RedisTransport}
+TRANSPORTS: dict[str, type[Transport]] = {"webhook": WebhookTransport, "mqtt": MqttTransport, "redis": RedisTransport}
 
 
-class DeliverySink:
+class DeliverySink(Sink):
     """Events to a network endpoint through a durable outbox.
 
     Args:
@@ -186,7 +212,8 @@ class DeliverySink:
             raise ConfigError(f"unknown event sink {kind!r}; choose one of {', '.join(TRANSPORTS)}")
         scheme = urlsplit(url).scheme
         if scheme not in TRANSPORTS[kind].scheme:
-            raise ConfigError(f"{kind} sink: URL {redact(url)!r} must start with {' or '.join(s + '://' for s in TRANSPORTS[kind].scheme)}")
+            schemes = " or ".join(s + "://" for s in TRANSPORTS[kind].scheme)
+            raise ConfigError(f"{kind} sink: URL {redact(url)!r} must start with {schemes}")
         self.kind, self.label = kind, redact(url)
         self.transport = TRANSPORTS[kind](url, **options)
         self.outbox = Outbox(outbox)
@@ -201,10 +228,11 @@ class DeliverySink:
         self._thread: threading.Thread | None = None
         self._drain_deadline = float("inf")
 
-    def __enter__(self) -> "DeliverySink":
+    def open(self) -> None:
         waiting = len(self.outbox)
         if waiting:
-            log.info("%s: %d event(s) from an earlier run wait in %s; delivering them first", self.label, waiting, self.outbox.path)
+            log.info("%s: %d event(s) from an earlier run wait in %s; delivering them first",
+                     self.label, waiting, self.outbox.path)
         try:
             self.transport.probe()
         except Exception as exc:  # a down endpoint is expected to come back
@@ -212,7 +240,6 @@ class DeliverySink:
                         self.kind, self.label, _reason(exc), self.outbox.path)
         self._thread = threading.Thread(target=self._run, name=f"deliver-{self.kind}", daemon=True)
         self._thread.start()
-        return self
 
     def write(self, frame: Frame, tracks: Detections, events: Sequence[Event]) -> None:
         self.write_events(events)
@@ -230,7 +257,6 @@ class DeliverySink:
         delay = self.backoff
         in_flight: collections.deque = collections.deque()  # (last seq, events, handle)
         sent = 0  # highest seq handed to the transport
-        finish = getattr(self.transport, "finish", None)
         while True:
             if self._stop.is_set() and self._draining_over():
                 return
@@ -249,8 +275,7 @@ class DeliverySink:
                     self._wake.clear()
                     continue
                 last, count, handle = in_flight[0]
-                if finish is not None:
-                    finish(handle)
+                self.transport.finish(handle)
                 in_flight.popleft()
                 self.outbox.ack(last)
                 self.delivered += count
@@ -290,9 +315,6 @@ class DeliverySink:
                         self.kind, self.label, left, self.outbox.path)
         self.transport.close()
         self.outbox.close()
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 def _reason(exc: Exception) -> str:

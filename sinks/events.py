@@ -9,8 +9,10 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Sequence, TextIO
+from collections.abc import Sequence
+from typing import TextIO
 
+from streamer.protocols import Sink
 from streamer.types import Detections, Event, Frame
 
 __all__ = ["JsonlSink", "StdoutSink", "SCHEMA_VERSION", "SCHEMA_FILE", "event_json"]
@@ -24,7 +26,7 @@ def event_json(event: Event) -> str:
     return json.dumps({"v": SCHEMA_VERSION, **event.to_dict()}, separators=(",", ":"))
 
 
-class JsonlSink:
+class JsonlSink(Sink):
     """Appends events to a JSONL file; each frame's events are flushed whole, so the file
     parses line by line also after a crash.
 
@@ -43,11 +45,10 @@ class JsonlSink:
         self._file: TextIO | None = None
         self._size = 0
 
-    def __enter__(self) -> "JsonlSink":
+    def open(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._file = open(self.path, "w", encoding="utf-8")
+        self._file = open(self.path, "w", encoding="utf-8")  # noqa: SIM115  (held until close())
         self._size = 0
-        return self
 
     def write(self, frame: Frame, tracks: Detections, events: Sequence[Event]) -> None:
         self.write_events(events)
@@ -73,7 +74,7 @@ class JsonlSink:
                 older.replace(self.path.with_name(f"{self.path.name}.{k + 1}"))
         if self.backups > 0:
             self.path.replace(self.path.with_name(f"{self.path.name}.1"))
-        self._file = open(self.path, "w", encoding="utf-8")
+        self._file = open(self.path, "w", encoding="utf-8")  # noqa: SIM115  (held until close())
         self._size = 0
 
     def close(self) -> None:
@@ -81,19 +82,13 @@ class JsonlSink:
             self._file.close()
             self._file = None
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
-
-class StdoutSink:
+class StdoutSink(Sink):
     """Events as JSON lines on standard output (for piping into another program)."""
 
     def __init__(self, stream: TextIO | None = None) -> None:
         self.stream = stream or sys.stdout
         self.count = 0
-
-    def __enter__(self) -> "StdoutSink":
-        return self
 
     def write(self, frame: Frame, tracks: Detections, events: Sequence[Event]) -> None:
         self.write_events(events)
@@ -106,6 +101,3 @@ class StdoutSink:
 
     def close(self) -> None:
         self.stream.flush()
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()

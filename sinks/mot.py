@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence, TextIO
+from typing import TextIO
 
 import numpy as np
 
+from streamer.protocols import Sink
 from streamer.types import Detections, Event, Frame
 
 __all__ = ["MotSink", "format_mot"]
@@ -22,14 +24,14 @@ def format_mot(frame_number: int, tracks: Detections, box: str = "detection") ->
     xyxy = tracks.data["track_xyxy"] if box == "track" else tracks.xyxy
     xyxy = xyxy.astype(np.float64)
     lines = []
-    for tid, (x1, y1, x2, y2), score in zip(tracks.tracker_id, xyxy, tracks.confidence):
+    for tid, (x1, y1, x2, y2), score in zip(tracks.tracker_id, xyxy, tracks.confidence, strict=True):
         lines.append(
             f"{frame_number},{tid},{x1:.2f},{y1:.2f},{x2 - x1:.2f},{y2 - y1:.2f},{score:.4f},-1,-1,-1\n"
         )
     return "".join(lines)
 
 
-class MotSink:
+class MotSink(Sink):
     """Writes tracks in MOT result format; frames are numbered from 1 (index + 1).
 
     Each frame's lines are written whole and flushed, so the file is valid after a crash.
@@ -43,10 +45,9 @@ class MotSink:
         self._file: TextIO | None = None
         self.rows = 0
 
-    def __enter__(self) -> "MotSink":
+    def open(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._file = open(self.path, "w", encoding="ascii")
-        return self
+        self._file = open(self.path, "w", encoding="ascii")  # noqa: SIM115  (held until close())
 
     def write(self, frame: Frame, tracks: Detections, events: Sequence[Event] = ()) -> None:
         self.write_rows(frame.index + 1, tracks)
@@ -61,6 +62,3 @@ class MotSink:
         if self._file is not None:
             self._file.close()
             self._file = None
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()

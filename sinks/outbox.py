@@ -11,7 +11,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 from pathlib import Path
-from typing import Sequence
+from collections.abc import Sequence
 
 from streamer.errors import SinkError
 
@@ -37,7 +37,8 @@ class Outbox:
         # is what kill -9 is; only a power cut can lose the last commits.
         self._writer.execute("PRAGMA journal_mode=WAL")
         self._writer.execute(
-            "CREATE TABLE IF NOT EXISTS outbox (seq INTEGER PRIMARY KEY AUTOINCREMENT, key TEXT NOT NULL, payload TEXT NOT NULL)"
+            "CREATE TABLE IF NOT EXISTS outbox "
+            "(seq INTEGER PRIMARY KEY AUTOINCREMENT, key TEXT NOT NULL, payload TEXT NOT NULL)"
         )
         columns = [row[1] for row in self._writer.execute("PRAGMA table_info(outbox)")]
         if columns != ["seq", "key", "payload"]:

@@ -6,8 +6,8 @@ import logging
 import queue
 import threading
 from fractions import Fraction
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import av
 import cv2
@@ -15,23 +15,36 @@ import numpy as np
 
 from sinks.annotate import annotate
 from streamer.errors import SinkError
+from streamer.protocols import Sink
 from streamer.types import Detections, Event, Frame
 
 log = logging.getLogger(__name__)
 
-__all__ = ["VideoSink"]
+__all__ = ["VideoSink", "add_video_stream"]
 
 _END = object()
 
 
-class VideoSink:
+def add_video_stream(container, fps: Fraction, width: int, height: int, codec: str = "libx264", crf: int = 23):
+    """A ``yuv420p`` video stream of ``width x height`` in a container opened for
+    writing; frames get pts in frames of ``1 / fps`` (the encoder's time base)."""
+    options = {"crf": str(crf), "preset": "veryfast"} if codec == "libx264" else {}
+    # Setting the stream's time_base by hand makes the MP4 muxer reject packets.
+    stream = container.add_stream(codec, rate=fps, options=options)
+    stream.width, stream.height = width, height
+    stream.pix_fmt = "yuv420p"
+    return stream
+
+
+class VideoSink(Sink):
     """Writes every processed frame with its tracks drawn.
 
     One output frame per processed frame, at ``fps``, pts ``0, 1, 2, ...`` in a
-    ``1 / fps`` time base; with ``timed`` (live sources, which drop frames and have gaps)
-    each frame keeps its own time instead, so the video plays at the real pace. Drawing and encoding run on a worker thread behind a bounded
-    queue; ``close()`` flushes the encoder and finishes the container, so the file plays
-    also after an error upstream.
+    ``1 / fps`` time base; with ``timed`` (live sources, which drop frames and have
+    gaps) each frame keeps its own time instead, so the video plays at the real pace.
+    Drawing and encoding run on a worker thread behind a bounded queue; ``close()``
+    flushes the encoder and finishes the container, so the file plays also after an
+    error upstream.
 
     Args:
         path: Output file; the container follows its suffix (``.mp4``, ``.mkv``).
@@ -68,7 +81,7 @@ class VideoSink:
         self._container = None
         self._stream = None
 
-    def __enter__(self) -> "VideoSink":
+    def open(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
             self._container = av.open(str(self.path), mode="w")
@@ -76,21 +89,26 @@ class VideoSink:
             raise SinkError(f"{self.path}: cannot write a video here ({exc})") from None
         self._thread = threading.Thread(target=self._run, name="video-sink", daemon=True)
         self._thread.start()
-        return self
 
     def write(self, frame: Frame, tracks: Detections, events: Sequence[Event] = ()) -> None:
         if self._error is not None:
             raise SinkError(f"{self.path}: encoding failed ({self._error})") from self._error
-        self._queue.put((frame.image, tracks, frame.pts))
+        self._put((frame.image, tracks, frame.pts))
+
+    def _put(self, item: object) -> None:
+        """Waits for room, but never on an encoder thread that is gone."""
+        while True:
+            try:
+                self._queue.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                if self._thread is None or not self._thread.is_alive():
+                    return
 
     def _open_stream(self, height: int, width: int) -> None:
-        options = {"crf": str(self.crf), "preset": "veryfast"} if self.codec == "libx264" else {}
-        # Frame pts count frames in the encoder's 1/rate time base.
-        stream = self._container.add_stream(self.codec, rate=self.fps, options=options)
         # yuv420p needs even sizes: odd sizes get one padded row/column.
-        stream.width, stream.height = width + width % 2, height + height % 2
-        stream.pix_fmt = "yuv420p"
-        self._stream = stream
+        self._stream = add_video_stream(self._container, self.fps, width + width % 2, height + height % 2,
+                                        self.codec, self.crf)
 
     def _run(self) -> None:
         try:
@@ -128,8 +146,9 @@ class VideoSink:
         if self._container is None:
             return
         if self._thread is not None:
-            self._queue.put(_END)
+            self._put(_END)
             self._thread.join()
+            self._thread = None
         try:
             if self._stream is not None:
                 for packet in self._stream.encode(None):
@@ -142,6 +161,3 @@ class VideoSink:
                 self.path.unlink(missing_ok=True)
         if self._error is not None:
             raise SinkError(f"{self.path}: encoding failed ({self._error})") from self._error
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()

@@ -60,11 +60,10 @@ class RingBuffer(Generic[T]):
     def put(self, item: T, timeout: float | None = None) -> bool:
         """Add ``item``; ``False`` if the buffer is closed or ``timeout`` passed (block)."""
         with self._lock:
-            if self.policy == "block":
-                if not self._not_full.wait_for(
-                    lambda: self._closed or len(self._items) < self.size, timeout
-                ):
-                    return False
+            if self.policy == "block" and not self._not_full.wait_for(
+                lambda: self._closed or len(self._items) < self.size, timeout
+            ):
+                return False
             if self._closed:
                 return False
             if len(self._items) >= self.size:
@@ -94,43 +93,6 @@ class RingBuffer(Generic[T]):
         self._not_full.notify()
         return item
 
-    def get(self, timeout: float | None = None) -> T | None:
-        """The oldest item; ``None`` after ``timeout``; raises :class:`Closed` at the end."""
-        with self._lock:
-            if not self._not_empty.wait_for(lambda: self._items or self._closed, timeout):
-                return None
-            if self._items:
-                item = self._items.popleft()
-                self._not_full.notify()
-                return item
-            raise Closed
-
-    def get_many(self, limit: int, wait: float) -> list[T]:
-        """Up to ``limit`` items: waits for the first as long as needed (raising
-        :class:`Closed` at the end), then at most ``wait`` seconds for the rest."""
-        first = None
-        while first is None:
-            first = self.get(timeout=0.1)
-        items = [first]
-        deadline = None
-        while len(items) < limit:
-            with self._lock:
-                if not self._items:
-                    if self._closed:
-                        break
-                    if deadline is None:
-                        deadline = time.monotonic() + wait
-                    remaining = deadline - time.monotonic()
-                    if remaining <= 0 or not self._not_empty.wait_for(
-                        lambda: self._items or self._closed, remaining
-                    ):
-                        break
-                    if not self._items:
-                        break
-                items.append(self._items.popleft())
-                self._not_full.notify()
-        return items
-
     def close(self) -> None:
         """No more puts; waiting getters drain what is left, then see :class:`Closed`."""
         with self._lock:
@@ -149,31 +111,58 @@ class BufferGroup(Generic[T]):
     """The buffers of several sources, read together by one consumer.
 
     :meth:`get_batch` takes items round-robin across the buffers (one source cannot
-    starve another), so a detector batch mixes streams.
+    starve another), so a detector batch mixes streams. Buffers can be added while the
+    consumer reads (a source added at runtime); a closed buffer leaves the group once it
+    is drained. The group ends (``get_batch`` raises :class:`Closed`) once it is sealed
+    (no buffer will be added) and every buffer is closed and drained.
+
+    Args:
+        sealed: Start sealed: the buffers added before the first read are all there is.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, sealed: bool = False) -> None:
         self.lock = threading.Lock()
         self.ready = threading.Condition(self.lock)
         self.buffers: list[RingBuffer[T]] = []
         self._next = 0
+        self._sealed = sealed
 
     def add(self, size: int, policy: str = "block", droppable: Callable[[T], bool] | None = None) -> RingBuffer[T]:
         buffer: RingBuffer[T] = RingBuffer(size, policy, droppable=droppable, group=self)
-        self.buffers.append(buffer)
+        with self.lock:
+            self.buffers.append(buffer)
+            self.ready.notify_all()
         return buffer
+
+    def discard(self, buffer: RingBuffer[T]) -> None:
+        """Takes a buffer out of the group, whatever it holds."""
+        with self.lock:
+            if buffer in self.buffers:
+                self.buffers.remove(buffer)
+            self.ready.notify_all()
+
+    def seal(self) -> None:
+        """No buffer will be added: the group ends once its buffers are drained."""
+        with self.lock:
+            self._sealed = True
+            self.ready.notify_all()
+
+    @property
+    def sealed(self) -> bool:
+        return self._sealed
 
     def _any(self) -> bool:
         return any(b._items for b in self.buffers)
 
     def _done(self) -> bool:
-        return all(b._closed and not b._items for b in self.buffers)
+        # Drained, closed buffers leave the group, so that removed sources cost nothing.
+        self.buffers = [b for b in self.buffers if b._items or not b._closed]
+        return self._sealed and not self.buffers
 
     def _take(self, limit: int, items: list[T]) -> None:
-        n = len(self.buffers)
         while len(items) < limit and self._any():
-            buffer = self.buffers[self._next % n]
-            self._next = (self._next + 1) % n
+            buffer = self.buffers[self._next % len(self.buffers)]
+            self._next = (self._next + 1) % len(self.buffers)
             if buffer._items:
                 items.append(buffer._take())
 

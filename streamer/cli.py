@@ -6,16 +6,21 @@ import argparse
 import logging
 import signal
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, get_args
 
+from streamer.config import DETECTOR_VARIANTS, TRACKER_VARIANTS, SourceConfig, names
+from streamer.live import HWACCELS  # TODO decode
 from streamer.errors import ConfigError, StreamerError
 
 log = logging.getLogger("streamer")
 
 
 def _run_parser(sub: Any) -> None:
-    p = sub.add_parser("run", help="process a video, image folder, camera or stream into tracks, events and an annotated video")
+    p = sub.add_parser(
+        "run", help="process a video, image folder, camera or stream into tracks, events and an annotated video"
+    )
     p.add_argument("source", nargs="?", help="video file, image folder, glob, rtsp://..., http(s)://... (HLS too), "
                    "webcam:N, lavfi:testsrc2=size=1280x720:rate=30 (or source/sources in --config)")
     p.add_argument("--config", help="YAML config file (flags override it)")
@@ -25,10 +30,10 @@ def _run_parser(sub: Any) -> None:
     p.add_argument("--redis", metavar="URL", help="also add events to a Redis stream (redis://host:6379/0)")
     p.add_argument("--webhook", metavar="URL", help="also POST events to this URL")
     p.add_argument("--mot", help="MOT-format track file to write")
-    p.add_argument("--detector", choices=["yolo", "mot"], help="yolo (weights) or mot (replay det.txt)")
+    p.add_argument("--detector", choices=names(DETECTOR_VARIANTS), help="yolo (weights) or mot (replay det.txt)")
     p.add_argument("--weights", help="YOLO weights path or name (default yolo11n.pt)")
     p.add_argument("--detections", help="MOT det.txt for --detector mot")
-    p.add_argument("--tracker", choices=["sort", "bytetrack", "ocsort"], help="tracker (default ocsort)")
+    p.add_argument("--tracker", choices=names(TRACKER_VARIANTS), help="tracker (default ocsort)")
     p.add_argument("--imgsz", type=int, help="network input size")
     p.add_argument("--conf", type=float, help="detection confidence threshold")
     p.add_argument("--classes", type=int, nargs="+", help="class ids to keep")
@@ -38,10 +43,12 @@ def _run_parser(sub: Any) -> None:
     p.add_argument("--target-fps", type=float, help="keep frames to at most this rate")
     p.add_argument("--detect-every", type=int, help="detect on every k-th kept frame; track in between")
     p.add_argument("--source-id", help="source name in events (default: file stem, or host and path)")
-    p.add_argument("--transport", choices=["tcp", "udp"], help="RTSP transport (default tcp)")
-    p.add_argument("--hwaccel", choices=["auto", "none", "cuda", "vaapi", "qsv", "videotoolbox"],
+    p.add_argument("--transport", choices=get_args(SourceConfig.model_fields["transport"].annotation),
+                   help="RTSP transport (default tcp; with sources: every one's)")
+    p.add_argument("--hwaccel", choices=HWACCELS,
                    help="hardware decoding (default none; falls back to software with a warning)")
-    p.add_argument("--duration", type=float, help="stop cleanly after this many seconds (live sources run until stopped)")
+    p.add_argument("--duration", type=float,
+                   help="stop cleanly after this many seconds (live sources run until stopped)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -69,52 +76,69 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
     return out
 
 
-def cmd_run(args: argparse.Namespace) -> int:
-    from pydantic import ValidationError
-
-    from streamer.config import EventSinkConfig, load_config
-    from streamer.pipeline import Pipeline
+def _run_config(args: argparse.Namespace) -> Any:
+    """The job: the config file with the flags on top, checked as a whole."""
+    from streamer.config import event_sink_config, load_config
 
     config = load_config(args.config, _overrides(args))
     for kind in ("mqtt", "redis", "webhook"):  # added to the config file's sinks
         if getattr(args, kind):
             try:
-                sink = EventSinkConfig(type=kind, url=getattr(args, kind))
-            except ValidationError as exc:
-                raise ConfigError(f"--{kind}: {exc.errors()[0]['msg']}") from None
+                sink = event_sink_config(type=kind, url=getattr(args, kind))
+            except ValueError as exc:
+                raise ConfigError(f"--{kind}: {exc}") from None
             config.output.event_sinks = [*config.output.event_sinks, sink]
-    if config.sources and args.source:
-        raise ConfigError("the config lists sources; drop the SOURCE argument or the config's sources")
+    if config.sources:
+        if args.source:
+            raise ConfigError("the config lists sources; drop the SOURCE argument or the config's sources")
+        if args.source_id:
+            raise ConfigError("--source-id names the one source; the config lists sources: set each one's id there")
+        if args.transport:  # applies to every camera of the list
+            for source in config.sources:
+                source.transport = args.transport
     if not all(s.uri for s in config.all_sources()):
         raise ConfigError(
             "no source: pass a video file, image folder, glob, camera or stream URL, or set source.uri in --config"
         )
     if not (config.output.video or config.output.events or config.output.mot or config.output.event_sinks):
         log.warning("no output chosen (--out-video, --events, --mot): only the summary is printed")
-    bar = None
-    progress = None
-    if config.progress:
-        from tqdm import tqdm
+    return config
 
-        def progress(done: int, total: int | None) -> None:
-            nonlocal bar
-            if bar is None:
-                bar = tqdm(total=total, unit="frame", dynamic_ncols=True, file=sys.stderr, leave=True)
-            bar.update(1)
 
-    pipeline = Pipeline(config, progress=progress)
+class _ProgressBar:
+    """A tqdm bar on stderr, opened on the first frame (when the total is known)."""
+
+    def __init__(self) -> None:
+        self.bar: Any = None
+
+    def __call__(self, done: int, total: int | None) -> None:
+        if self.bar is None:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, unit="frame", dynamic_ncols=True, file=sys.stderr, leave=True)
+        self.bar.update(1)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from streamer.pipeline import Pipeline
+
+    config = _run_config(args)
+    bar = _ProgressBar()
+    pipeline = Pipeline(config, progress=bar if config.progress else None)
     # SIGTERM (docker stop, systemd) ends a live run cleanly, like reaching --duration.
     previous = signal.signal(signal.SIGTERM, lambda *_: pipeline.stop())
     try:
         pipeline.run()
     finally:
         signal.signal(signal.SIGTERM, previous)
-        if bar is not None:
-            bar.close()
-        if getattr(pipeline, "summary", None) is not None:
+        bar.close()
+        if pipeline.summary is not None:
             # stdout may be carrying the events themselves
-            to_stdout = config.output.events == "-" or any(c.type == "stdout" for c in config.output.event_sinks)
-            _print_summary(pipeline.summary, sys.stderr if to_stdout else sys.stdout)
+            _print_summary(pipeline.summary, sys.stderr if config.output.to_stdout() else sys.stdout)
     return 0
 
 
@@ -147,8 +171,9 @@ def cmd_track(args: argparse.Namespace) -> int:
 
     overrides = {"tracker": {"name": args.tracker}} if args.tracker else None
     tracker = load_config(args.config, overrides).tracker
-    run = track_folder(args.det_root, args.out, tracker.name, tracker.params)
-    print(f"{tracker.name}: {len(run.sequences)} sequences, {run.frames} frames, {run.fps:.0f} frames/s (tracking only)")
+    run = track_folder(args.det_root, args.out, tracker)
+    print(f"{tracker.name}: {len(run.sequences)} sequences, {run.frames} frames, "
+          f"{run.fps:.0f} frames/s (tracking only)")
     print(f"results: {args.out}")
     return 0
 
@@ -183,7 +208,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p = sub.add_parser("track", help="track every DET_ROOT/<seq>/det/det.txt into OUT/<seq>.txt")
     p.add_argument("det_root")
     p.add_argument("--out", required=True)
-    p.add_argument("--tracker", choices=["sort", "bytetrack", "ocsort"], help="default ocsort, or the config's")
+    p.add_argument("--tracker", choices=names(TRACKER_VARIANTS), help="default ocsort, or the config's")
     p.add_argument("--config", help="YAML whose tracker section (name, params) is used")
     p = sub.add_parser("eval", help="HOTA/MOTA/IDF1/IDSW of MOT results with TrackEval")
     p.add_argument("gt_root", help="folder of <seq>/gt/gt.txt and <seq>/seqinfo.ini")

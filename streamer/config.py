@@ -7,15 +7,30 @@ override the file.
 
 from __future__ import annotations
 
+import importlib
+from fractions import Fraction
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, ClassVar, Literal, Union
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, TypeAdapter, ValidationError, model_validator
 
+from streamer.live import HWACCELS  # TODO decode
 from streamer.errors import ConfigError
+from streamer.protocols import Detector, Sink, Tracker
+from streamer.urls import redact
 
-__all__ = ["Config", "load_config"]
+__all__ = [
+    "DETECTOR_VARIANTS", "EVENT_SINK_VARIANTS", "TRACKER_VARIANTS", "Config", "SourceConfig", "event_sink_config",
+    "load", "load_config", "names", "per_source", "tracker_config",
+]
+
+
+def load(target: str) -> Any:
+    """The object at ``module:attr``, imported now: a stage's module (torch, a tracker's
+    kernels) is loaded only when a config builds that stage."""
+    module, attr = target.split(":")
+    return getattr(importlib.import_module(module), attr)
 
 
 class _Section(BaseModel):
@@ -43,7 +58,9 @@ class SourceConfig(_Section):
     transport: Literal["tcp", "udp"] = Field("tcp", description="RTSP transport")
     timeout: float = Field(10.0, gt=0, description="seconds to connect, and without data before a live source is down")
     realtime: bool | None = Field(None, description="pace frames to their timestamps (default: lavfi sources)")
-    options: dict[str, str] = Field(default_factory=dict, description="more FFmpeg input options (webcams: video_size, framerate, input_format)")
+    options: dict[str, str] = Field(
+        default_factory=dict, description="more FFmpeg input options (webcams: video_size, framerate, input_format)"
+    )
     reconnect: ReconnectConfig = ReconnectConfig()
 
 
@@ -55,7 +72,7 @@ class SamplerConfig(_Section):
     detect_every: int = Field(1, ge=1, description="run the detector on every k-th kept frame")
 
     @model_validator(mode="after")
-    def _one_rule(self) -> "SamplerConfig":
+    def _one_rule(self) -> SamplerConfig:
         if self.every != 1 and self.target_fps is not None:
             raise ValueError("set either every or target_fps, not both")
         return self
@@ -72,17 +89,23 @@ class BufferConfig(_Section):
 class DecodeConfig(_Section):
     """Video decoding."""
 
-    hwaccel: Literal["auto", "none", "cuda", "vaapi", "qsv", "videotoolbox"] = Field(
+    hwaccel: Literal[HWACCELS] = Field(
         "none", description="hardware decoder; falls back to software with one warning when unavailable"
     )
 
 
-class DetectorConfig(_Section):
-    """The detector: ``yolo`` (ultralytics weights) or ``mot`` (replay of a det.txt)."""
+class _DetectorBase(_Section):
+    """What every detector has: the runner's batching, and the confidence threshold."""
 
-    name: Literal["yolo", "mot"] = "yolo"
+    batch: int = Field(8, ge=1, description="frames per forward pass (max_batch), across all sources")
+    max_wait_ms: float = Field(5.0, ge=0, description="longest wait to fill a batch")
+
+
+class YoloConfig(_DetectorBase):
+    """ultralytics YOLO weights, run by us in batches."""
+
+    name: Literal["yolo"] = "yolo"
     weights: str = "yolo11n.pt"
-    detections: str | None = Field(None, description="det.txt path for the mot detector")
     imgsz: int = Field(640, ge=32)
     conf: float = Field(0.25, ge=0, le=1)
     iou: float = Field(0.7, ge=0, le=1)
@@ -92,48 +115,255 @@ class DetectorConfig(_Section):
     half: bool | None = None
     threads: int | None = Field(None, ge=1, description="torch CPU threads (default: all cores)")
     rect: bool = True
-    batch: int = Field(8, ge=1, description="frames per forward pass (max_batch), across all sources")
-    max_wait_ms: float = Field(5.0, ge=0, description="longest wait to fill a batch")
+
+    def build(self) -> Detector:
+        from streamer.detectors.yolo import YoloDetector
+
+        return YoloDetector(
+            weights=self.weights, imgsz=self.imgsz, conf=self.conf, iou=self.iou, classes=self.classes,
+            max_det=self.max_det, device=self.device, half=self.half, rect=self.rect, threads=self.threads,
+        )
+
+
+class MotDetectorConfig(_DetectorBase):
+    """Replays the public detections of a MOT ``det.txt`` (no model)."""
+
+    name: Literal["mot"]
+    detections: str | None = Field(None, description="det.txt path")
+    conf: float = Field(0.0, ge=0, le=1, description="drop boxes scoring below this (0 keeps all)")
 
     @model_validator(mode="after")
-    def _detections_for_mot(self) -> "DetectorConfig":
-        if self.name == "mot" and not self.detections:
+    def _needs_detections(self) -> MotDetectorConfig:
+        if not self.detections:
             raise ValueError("the mot detector needs detections: path to a MOT det.txt")
         return self
 
+    def build(self) -> Detector:
+        from streamer.detectors.mot import MotDetector
 
-class TrackerConfig(_Section):
-    """The tracker by name, with keyword arguments for its constructor."""
-
-    name: Literal["sort", "bytetrack", "ocsort"] = "ocsort"
-    params: dict[str, Any] = Field(default_factory=dict)
+        return MotDetector(self.detections or "", conf=self.conf)
 
 
-class EventSinkConfig(_Section):
-    """One destination of the event stream."""
+class SortParams(_Section):
+    max_age: int = Field(1, ge=0, description="frames a track survives unmatched")
+    min_hits: int = Field(3, ge=0, description="matches before a track is reported")
+    iou_threshold: float = Field(0.3, gt=0, le=1)
+    class_aware: bool = True
 
-    type: Literal["jsonl", "stdout", "webhook", "mqtt", "redis"]
-    name: str | None = Field(None, description="names the outbox file (default: the type)")
-    path: str | None = Field(None, description="jsonl: the file")
-    max_bytes: int | None = Field(None, ge=1024, description="jsonl: rotate past this size")
-    backups: int = Field(5, ge=0, description="jsonl: rotated files kept")
-    url: str | None = Field(None, description="webhook/mqtt/redis endpoint")
-    topic: str = Field("streamer/{source_id}/{type}", description="mqtt topic template")
-    qos: int = Field(1, ge=0, le=2)
-    stream: str = Field("streamer:{source_id}", description="redis stream key template")
-    maxlen: int | None = Field(100_000, ge=1, description="redis: trim the stream to about this length")
-    headers: dict[str, str] = Field(default_factory=dict, description="webhook: extra HTTP headers")
+
+class ByteTrackParams(_Section):
+    track_high_thresh: float = Field(0.25, ge=0, le=1)
+    track_low_thresh: float = Field(0.1, ge=0, le=1)
+    new_track_thresh: float = Field(0.25, ge=0, le=1)
+    track_buffer: int = Field(30, ge=0, description="frames a lost track is kept (at 30 frames/s)")
+    match_thresh: float = Field(0.8, gt=0, le=1)
+    fuse_score: bool = True
+    frame_rate: float | None = Field(None, gt=0, description="default: the source's")
+    class_aware: bool = True
+
+
+class OcSortParams(_Section):
+    det_thresh: float = Field(0.3, ge=0, le=1)
+    max_age: int = Field(30, ge=0)
+    min_hits: int = Field(3, ge=0)
+    iou_threshold: float = Field(0.3, gt=0, le=1)
+    delta_t: int = Field(3, ge=1)
+    inertia: float = Field(0.1, ge=0)
+    frame_rate: float | None = Field(None, gt=0, description="default: the source's")
+    class_aware: bool = True
+    persistent: bool = True
+
+
+class _TrackerBase(_Section):
+    """A tracker by name, with its typed constructor arguments in ``params``."""
+
+    params: Any
+    _target: ClassVar[str]
+
+    def build(self, fps: Fraction | float) -> Tracker:
+        """A new tracker for a source of ``fps`` frames/s (trackers that take
+        ``frame_rate`` get the source's unless ``params`` sets one)."""
+        kwargs = self.params.model_dump()
+        if "frame_rate" in kwargs and kwargs["frame_rate"] is None:
+            kwargs["frame_rate"] = float(fps)
+        try:
+            return load(self._target)(**kwargs)
+        except ValueError as exc:  # checks across parameters, made by the tracker itself
+            raise ConfigError(f"tracker.params: {exc}") from None
+
+
+class SortConfig(_TrackerBase):
+    name: Literal["sort"]
+    params: SortParams = SortParams()
+    _target = "trackers.sort:Sort"
+
+
+class ByteTrackConfig(_TrackerBase):
+    name: Literal["bytetrack"]
+    params: ByteTrackParams = ByteTrackParams()
+    _target = "trackers.bytetrack:ByteTrack"
+
+
+class OcSortConfig(_TrackerBase):
+    name: Literal["ocsort"] = "ocsort"
+    params: OcSortParams = OcSortParams()
+    _target = "trackers.ocsort:OcSort"
+
+
+class _EventSinkBase(_Section):
+    name: str | None = Field(None, description="names the outbox file and the summary line (default: the type)")
+
+    @property
+    def label(self) -> str:
+        return self.name or self.type  # type: ignore[attr-defined]
+
+    def destination(self) -> str:
+        """Where the events go, as the summary prints it (credentials redacted)."""
+        raise NotImplementedError
+
+
+class JsonlSinkConfig(_EventSinkBase):
+    """Events appended to a JSONL file, rotated by size."""
+
+    type: Literal["jsonl"]
+    path: str | None = Field(None, description="the file")
+    max_bytes: int | None = Field(None, ge=1024, description="rotate past this size")
+    backups: int = Field(5, ge=0, description="rotated files kept")
+
+    @model_validator(mode="after")
+    def _needs_path(self) -> JsonlSinkConfig:
+        if not self.path:
+            raise ValueError("a jsonl sink needs path")
+        return self
+
+    def build(self, outbox: Path) -> Sink:
+        from sinks.events import JsonlSink
+
+        return JsonlSink(self.path or "", self.max_bytes, self.backups)
+
+    def destination(self) -> str:
+        return self.path or ""
+
+
+class StdoutSinkConfig(_EventSinkBase):
+    """Events as JSON lines on standard output (the run summary then goes to stderr)."""
+
+    type: Literal["stdout"]
+
+    def build(self, outbox: Path) -> Sink:
+        from sinks.events import StdoutSink
+
+        return StdoutSink()
+
+    def destination(self) -> str:
+        return "stdout"
+
+
+class _NetworkSinkBase(_EventSinkBase):
+    """Events delivered through a durable outbox: in order, at least once."""
+
+    url: str | None = Field(None, description="the endpoint")
     batch: int | None = Field(None, ge=1, description="events per send (default: 1000 for mqtt, 100 otherwise)")
     timeout: float = Field(5.0, gt=0, description="seconds per network operation")
     drain_timeout: float = Field(10.0, ge=0, description="seconds to deliver what is left at the end")
 
     @model_validator(mode="after")
-    def _needs(self) -> "EventSinkConfig":
-        if self.type == "jsonl" and not self.path:
-            raise ValueError("a jsonl sink needs path")
-        if self.type in ("webhook", "mqtt", "redis") and not self.url:
-            raise ValueError(f"a {self.type} sink needs url")
+    def _needs_url(self) -> _NetworkSinkBase:
+        if not self.url:
+            raise ValueError(f"a {self.type} sink needs url")  # type: ignore[attr-defined]
         return self
+
+    def transport_options(self) -> dict[str, Any]:
+        return {}
+
+    def build(self, outbox: Path) -> Sink:
+        from sinks.delivery import DeliverySink
+
+        return DeliverySink(
+            self.type, self.url or "", outbox / f"{self.label}.sqlite3", batch=self.batch,  # type: ignore[attr-defined]
+            drain_timeout=self.drain_timeout, timeout=self.timeout, **self.transport_options(),
+        )
+
+    def destination(self) -> str:
+        return redact(self.url or "")
+
+
+class WebhookSinkConfig(_NetworkSinkBase):
+    """Events POSTed as JSON arrays."""
+
+    type: Literal["webhook"]
+    headers: dict[str, str] = Field(default_factory=dict, description="extra HTTP headers")
+
+    def transport_options(self) -> dict[str, Any]:
+        return {"headers": self.headers}
+
+
+class MqttSinkConfig(_NetworkSinkBase):
+    """Events published to an MQTT broker."""
+
+    type: Literal["mqtt"]
+    topic: str = Field("streamer/{source_id}/{type}", description="topic template")
+    qos: int = Field(1, ge=0, le=2)
+
+    def transport_options(self) -> dict[str, Any]:
+        return {"topic": self.topic, "qos": self.qos}
+
+
+class RedisSinkConfig(_NetworkSinkBase):
+    """Events added to Redis streams."""
+
+    type: Literal["redis"]
+    stream: str = Field("streamer:{source_id}", description="stream key template")
+    maxlen: int | None = Field(100_000, ge=1, description="trim the stream to about this length")
+
+    def transport_options(self) -> dict[str, Any]:
+        return {"stream": self.stream, "maxlen": self.maxlen}
+
+
+def _by(key: str, default: str | None = None) -> Discriminator:
+    """A discriminator on ``key`` that falls back to ``default`` when the key is absent."""
+
+    def tag(value: Any) -> Any:
+        if isinstance(value, dict):
+            return value.get(key, default)
+        return getattr(value, key, default)
+
+    return Discriminator(tag)
+
+
+def _union(key: str, default: str | None, *variants: type[BaseModel]) -> Any:
+    tagged = tuple(Annotated[v, Tag(v.model_fields[key].annotation.__args__[0])] for v in variants)
+    return Annotated[Union[tagged], _by(key, default)]  # noqa: UP007  (a runtime tuple of types)
+
+
+# The registries: each config name is written once, in its variant's Literal. The CLI's
+# choices, the error messages and the builders all come from these.
+DETECTOR_VARIANTS: tuple[type[BaseModel], ...] = (YoloConfig, MotDetectorConfig)
+TRACKER_VARIANTS: tuple[type[BaseModel], ...] = (SortConfig, ByteTrackConfig, OcSortConfig)
+EVENT_SINK_VARIANTS: tuple[type[BaseModel], ...] = (
+    JsonlSinkConfig, StdoutSinkConfig, WebhookSinkConfig, MqttSinkConfig, RedisSinkConfig,
+)
+DetectorConfig = _union("name", "yolo", *DETECTOR_VARIANTS)
+TrackerConfig = _union("name", "ocsort", *TRACKER_VARIANTS)
+EventSinkConfig = _union("type", None, *EVENT_SINK_VARIANTS)
+
+
+def names(variants: tuple[type[BaseModel], ...], key: str = "name") -> list[str]:
+    """The config names of a registry's variants, in order (for CLI choices and messages)."""
+    return [v.model_fields[key].annotation.__args__[0] for v in variants]
+
+
+def event_sink_config(**values: Any) -> Any:
+    """One event sink's config from keyword values (``type`` picks the variant)."""
+    return TypeAdapter(EventSinkConfig).validate_python(values)
+
+
+def tracker_config(name: str = "ocsort", params: dict[str, Any] | None = None) -> Any:
+    """A tracker's config by name, with its parameters checked (ConfigError if wrong)."""
+    try:
+        return TypeAdapter(TrackerConfig).validate_python({"name": name, "params": params or {}})
+    except ValidationError as exc:
+        raise ConfigError(_format(exc, "tracker").replace("tracker: ", "", 1)) from None
 
 
 class OutputConfig(_Section):
@@ -148,6 +378,52 @@ class OutputConfig(_Section):
     track_end_frames: int | None = Field(
         None, ge=1, description="end a track after this many frames unreported (default: when the tracker drops it)"
     )
+
+    def stream_sinks(self, source_id: str, fps: Fraction, names: dict[int, str], live: bool) -> list[Sink]:
+        """The sinks of one source's frames: its annotated video, MOT file, and its own
+        event file when the events path has ``{source_id}``."""
+        from sinks.events import JsonlSink
+        from sinks.mot import MotSink
+        from sinks.video import VideoSink
+
+        sinks: list[Sink] = []
+        if self.video:
+            sinks.append(VideoSink(self.video.format(source_id=source_id), fps, names, crf=self.crf, timed=live))
+        if self.events and per_source(self.events):
+            sinks.append(JsonlSink(self.events.format(source_id=source_id)))
+        if self.mot:
+            sinks.append(MotSink(self.mot.format(source_id=source_id)))
+        return sinks
+
+    def shared_sinks(self) -> list[Sink]:
+        """The sinks of every source's events: the events file (unless one per source)
+        and ``event_sinks``."""
+        sinks: list[Sink] = []
+        if self.events and not per_source(self.events):
+            sinks.append(event_sink_config(type="stdout") if self.events == "-" else
+                         event_sink_config(type="jsonl", path=self.events))
+        sinks.extend(self.event_sinks)
+        return [c.build(Path(self.outbox)) for c in sinks]
+
+    def destinations(self) -> dict[str, str]:
+        """Each output's name and where it goes, for the run summary."""
+        out = {}
+        for name in ("video", "events", "mot"):
+            path = getattr(self, name)
+            if path:
+                out[name] = "stdout" if path == "-" else path
+        for c in self.event_sinks:
+            out[c.label] = c.destination()
+        return out
+
+    def to_stdout(self) -> bool:
+        """Whether events go to standard output (then nothing else may)."""
+        return self.events == "-" or any(c.type == "stdout" for c in self.event_sinks)
+
+
+def per_source(path: str | None) -> bool:
+    """Whether an output path names one file per source."""
+    return bool(path) and "{source_id}" in path
 
 
 Point = tuple[float, float]
@@ -166,7 +442,7 @@ class LineConfig(_Section):
     )
 
     @model_validator(mode="after")
-    def _two_points(self) -> "LineConfig":
+    def _two_points(self) -> LineConfig:
         if len(self.points) != 2:
             raise ValueError(f"a line needs exactly 2 points, got {len(self.points)}")
         if self.points[0] == self.points[1]:
@@ -185,7 +461,7 @@ class ZoneConfig(_Section):
     min_dwell: float = Field(0.0, ge=0, description="seconds inside before zone_entered")
 
     @model_validator(mode="after")
-    def _polygon(self) -> "ZoneConfig":
+    def _polygon(self) -> ZoneConfig:
         if len(self.points) < 3:
             raise ValueError(f"a zone needs at least 3 points, got {len(self.points)}")
         _check_normalized(self.points, self.normalized)
@@ -208,7 +484,7 @@ class AnalyticsConfig(_Section):
     count_interval: float | None = Field(None, gt=0, description="seconds per count event (none: no counts)")
 
     @model_validator(mode="after")
-    def _unique_names(self) -> "AnalyticsConfig":
+    def _unique_names(self) -> AnalyticsConfig:
         names = [x.name for x in [*self.lines, *self.zones]]
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
@@ -224,16 +500,18 @@ class Config(_Section):
     decode: DecodeConfig = DecodeConfig()
     sampler: SamplerConfig = SamplerConfig()
     buffer: BufferConfig = BufferConfig()
-    detector: DetectorConfig = DetectorConfig()
-    tracker: TrackerConfig = TrackerConfig()
+    detector: DetectorConfig = YoloConfig()
+    tracker: TrackerConfig = OcSortConfig()
     analytics: AnalyticsConfig = AnalyticsConfig()
     output: OutputConfig = OutputConfig()
     progress: bool = True
-    duration: float | None = Field(None, gt=0, description="stop cleanly after this many seconds (default: at the end of every source)")
+    duration: float | None = Field(
+        None, gt=0, description="stop cleanly after this many seconds (default: at the end of every source)"
+    )
     stats_interval: float = Field(60.0, ge=0, description="seconds between status lines of live sources (0: none)")
 
     @model_validator(mode="after")
-    def _sources(self) -> "Config":
+    def _sources(self) -> Config:
         if self.sources and self.source.uri:
             raise ValueError("set source (one) or sources (several), not both")
         ids = [s.id for s in self.sources if s.id]
@@ -247,27 +525,72 @@ class Config(_Section):
         return list(self.sources) if self.sources else [self.source]
 
 
+_UNIONS = {"detector": DETECTOR_VARIANTS, "tracker": TRACKER_VARIANTS, "event_sinks": EVENT_SINK_VARIANTS}
+_TAGS = {*names(DETECTOR_VARIANTS), *names(TRACKER_VARIANTS), *names(EVENT_SINK_VARIANTS, "type")}
+
+
+def _path(loc: tuple[Any, ...]) -> str:
+    """The user's path to a field: pydantic's location without the union tags it adds
+    (``detector.mot.detections`` is ``detector.detections`` in the file)."""
+    parts: list[str] = []
+    for i, part in enumerate(loc):
+        after_union = i > 0 and (loc[i - 1] in ("detector", "tracker") or isinstance(loc[i - 1], int))
+        if after_union and part in _TAGS:
+            continue
+        parts.append(str(part))
+    return ".".join(parts) or "(top level)"
+
+
+def _show(value: Any, limit: int = 80) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def _format(exc: ValidationError, origin: str) -> str:
     lines = []
     for err in exc.errors():
-        path = ".".join(str(p) for p in err["loc"]) or "(top level)"
-        msg = err["msg"]
-        if err["type"] == "extra_forbidden":
+        path, msg, kind = _path(err["loc"]), err["msg"], err["type"]
+        if kind == "extra_forbidden":
             msg = "unknown key (check its spelling and section)"
+        elif kind in ("union_tag_invalid", "union_tag_not_found"):
+            key = "type" if err["loc"] and isinstance(err["loc"][-1], int) else "name"
+            expected = err.get("ctx", {}).get("expected_tags", "")
+            path, msg = f"{path}.{key}", f"Input should be {_either(expected)}"
+            got = err.get("ctx", {}).get("tag")
+            lines.append(f"{origin}: {path}: {msg}" + (f" (got {_show(got)})" if got is not None else ""))
+            continue
         got = err.get("input")
-        tail = f" (got {got!r})" if got is not None and err["type"] != "extra_forbidden" and not isinstance(got, dict) else ""
-        lines.append(f"{origin}: {path}: {msg}{tail}")
+        shown = got is not None and kind != "extra_forbidden" and not isinstance(got, dict)
+        lines.append(f"{origin}: {path}: {msg}" + (f" (got {_show(got)})" if shown else ""))
     return "; ".join(lines)
+
+
+def _either(tags: str) -> str:
+    """``'a', 'b', 'c'`` as pydantic writes choices: ``'a', 'b' or 'c'``."""
+    items = [t.strip() for t in tags.split(",") if t.strip()]
+    return items[0] if len(items) < 2 else ", ".join(items[:-1]) + " or " + items[-1]
 
 
 def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
     out = dict(base)
     for key, value in override.items():
         if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = _merge(out[key], value)
+            out[key] = _merge(_switched(key, out[key], value), value)
         else:
             out[key] = value
     return out
+
+
+def _switched(section: str, base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    """``base`` without the keys the overriding variant lacks, when an override picks
+    another detector or tracker (``--detector mot`` over a file's yolo section keeps
+    ``batch`` but not ``weights``; ``--tracker sort`` drops the file's OC-SORT params)."""
+    if section not in ("detector", "tracker") or override.get("name", base.get("name")) == base.get("name"):
+        return base
+    variant = {n: v for v, n in zip(_UNIONS[section], names(_UNIONS[section]), strict=True)}.get(override["name"])
+    if variant is None:
+        return base
+    return {k: v for k, v in base.items() if k in variant.model_fields and k != "params"}
 
 
 def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> Config:

@@ -15,9 +15,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from sinks.mot import MotSink
+from streamer.config import tracker_config
 from streamer.errors import ConfigError, SourceError
 from streamer.mot import read_detections, read_seqinfo
-from streamer.registry import SINKS, create_tracker, resolve
 from streamer.types import Detections
 
 log = logging.getLogger(__name__)
@@ -55,7 +56,7 @@ def load_sequence(seq_dir: Path) -> tuple[list[Detections], float]:
     """Every frame's detections (an empty one where the file has none) and the fps."""
     by_frame = read_detections(seq_dir / "det" / "det.txt")
     info = read_seqinfo(seq_dir / "seqinfo.ini")
-    length = max([int(info.get("seqlength", 0)), *by_frame.keys()] or [0])
+    length = max([int(info.get("seqlength", 0)), *by_frame.keys()])
     frames = [by_frame.get(f, Detections.empty()) for f in range(1, length + 1)]
     return frames, float(info.get("framerate", 30))
 
@@ -63,32 +64,28 @@ def load_sequence(seq_dir: Path) -> tuple[list[Detections], float]:
 def track_folder(
     det_root: str | Path,
     out_dir: str | Path,
-    tracker: str = "ocsort",
-    tracker_args: dict[str, Any] | None = None,
+    tracker: Any = "ocsort",
 ) -> TrackRun:
     """Track every sequence under ``det_root``; write ``out_dir/<seq>.txt`` (MOT format).
+
+    ``tracker`` is a tracker's name or its config section (``Config.tracker``); trackers
+    that take a frame rate get each sequence's (``seqinfo.ini``) unless it sets one.
 
     The output boxes are the tracker's own (``data["track_xyxy"]``), as MOT results are.
     Only the tracker's ``update`` calls are timed; files are read beforehand.
     """
     det_root, out_dir = Path(det_root), Path(out_dir)
     seqs = sequences_with(det_root, "det/det.txt")
-    sink_cls = resolve(SINKS, "sink", "mot")
+    config = tracker_config(tracker) if isinstance(tracker, str) else tracker
     frames_total, seconds = 0, 0.0
     for seq in seqs:
         frames, fps = load_sequence(det_root / seq)
-        kwargs = dict(tracker_args or {})
-        if tracker != "sort":
-            kwargs.setdefault("frame_rate", fps)
-        try:
-            trk = create_tracker(tracker, **kwargs)
-        except (TypeError, ValueError) as exc:
-            raise ConfigError(f"tracker.params: {exc}") from None
+        trk = config.build(fps)
         start = time.perf_counter()
         results = [trk.update(dets) for dets in frames]
         seconds += time.perf_counter() - start
         frames_total += len(frames)
-        with sink_cls(out_dir / f"{seq}.txt", box="track") as sink:
+        with MotSink(out_dir / f"{seq}.txt", box="track") as sink:
             for number, tracks in enumerate(results, 1):
                 sink.write_rows(number, tracks)
     return TrackRun(seqs, frames_total, seconds)

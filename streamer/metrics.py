@@ -1,4 +1,5 @@
-"""Measurements: per-stage timing (safe to update from several threads), latency, memory."""
+"""Measurements: per-stage timing (safe to update from several threads), latency, memory,
+and the figures a run reports per source and in all."""
 
 from __future__ import annotations
 
@@ -6,34 +7,42 @@ import math
 import os
 import threading
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator
+from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ["StageTimes", "Latency", "rss_bytes"]
+__all__ = ["Latency", "SourceSummary", "StageTimes", "Summary", "rss_bytes"]
 
 
 class StageTimes:
-    """Accumulates wall time per named stage."""
+    """The one clock of a run's stages: wall time, calls and the longest call per stage.
+
+    ``calls`` counts units of work (frames for a batched detector call), so that
+    ``seconds / calls`` is a per-frame cost.
+    """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self.seconds: dict[str, float] = {}
         self.calls: dict[str, int] = {}
+        self.longest: dict[str, float] = {}
 
     def add(self, stage: str, seconds: float, calls: int = 1) -> None:
         with self._lock:
             self.seconds[stage] = self.seconds.get(stage, 0.0) + seconds
             self.calls[stage] = self.calls.get(stage, 0) + calls
+            self.longest[stage] = max(self.longest.get(stage, 0.0), seconds)
 
     @contextmanager
-    def time(self, stage: str) -> Iterator[None]:
+    def time(self, stage: str, calls: int = 1) -> Iterator[None]:
+        """Times the ``with`` block as ``calls`` units of ``stage``."""
         start = time.perf_counter()
         try:
             yield
         finally:
-            self.add(stage, time.perf_counter() - start)
+            self.add(stage, time.perf_counter() - start, calls)
 
     def per_frame_ms(self, frames: int) -> dict[str, float]:
         """Milliseconds per processed frame of each stage."""
@@ -61,12 +70,12 @@ class Latency:
         self.total += seconds
         self.max = max(self.max, seconds)
 
-    def copy(self) -> "Latency":
+    def copy(self) -> Latency:
         out = Latency()
         out.counts, out.n, out.max, out.total = self.counts.copy(), self.n, self.max, self.total
         return out
 
-    def since(self, earlier: "Latency") -> "Latency":
+    def since(self, earlier: Latency) -> Latency:
         """The samples added after ``earlier`` (a :meth:`copy` of this one); ``max`` stays
         the overall maximum, which bounds the window's."""
         out = Latency()
@@ -81,10 +90,6 @@ class Latency:
         i = int(np.searchsorted(np.cumsum(self.counts), q * self.n))
         return min(self._LOW * self._STEP ** i, self.max)
 
-    @property
-    def mean(self) -> float | None:
-        return self.total / self.n if self.n else None
-
 
 def rss_bytes() -> int | None:
     """Resident memory of this process now (Linux; None elsewhere)."""
@@ -93,3 +98,65 @@ def rss_bytes() -> int | None:
             return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
     except (OSError, ValueError, IndexError):
         return None
+
+
+@dataclass
+class SourceSummary:
+    """What a run did with one source."""
+
+    id: str
+    label: str
+    live: bool
+    frames: int = 0
+    detected: int = 0
+    events: int = 0
+    tracks: int = 0
+    dropped: int = 0
+    downs: int = 0
+    downtime: float = 0.0
+    reconnects: list[float] = field(default_factory=list)  # seconds down, per reconnect
+    latency: Latency = field(default_factory=Latency)
+    error: str | None = None
+
+    @property
+    def drop_rate(self) -> float:
+        offered = self.frames + self.dropped
+        return self.dropped / offered if offered else 0.0
+
+
+@dataclass
+class Summary:
+    """What a run did, in all and per source."""
+
+    source: str
+    seconds: float = 0.0
+    outputs: dict[str, str] = field(default_factory=dict)
+    stage_ms: dict[str, float] = field(default_factory=dict)
+    sources: dict[str, SourceSummary] = field(default_factory=dict)
+
+    def _total(self, name: str) -> int:
+        return sum(getattr(s, name) for s in self.sources.values())
+
+    @property
+    def frames(self) -> int:
+        return self._total("frames")
+
+    @property
+    def detected(self) -> int:
+        return self._total("detected")
+
+    @property
+    def events(self) -> int:
+        return self._total("events")
+
+    @property
+    def tracks(self) -> int:
+        return self._total("tracks")
+
+    @property
+    def dropped(self) -> int:
+        return self._total("dropped")
+
+    @property
+    def fps(self) -> float:
+        return self.frames / self.seconds if self.seconds > 0 else 0.0

@@ -1,23 +1,29 @@
-"""The runner: decode threads -> ring buffers -> inference thread -> tracking, events, sinks.
+"""The runtime: decode threads -> ring buffers -> inference thread -> hand-off queue ->
+per-source processors on the calling thread.
 
-Threads and hand-offs:
+Threads and hand-offs (see docs/architecture.md):
 
 - one decode thread per source pulls frames through its sampler into the source's
   ring buffer: ``block`` for files (lossless), ``drop_oldest`` for live sources (the
   detector always works on the freshest frames; drops are counted). A live source that
-  stops delivering reconnects by itself and says so in-band (``SourceStatus``);
+  stops delivering reconnects by itself and says so in-band (``SourceStatus``); the
+  source's last item says how it ended (``_SourceEnd``);
 - one inference thread gathers up to ``detector.batch`` frames round-robin across the
   buffers (waiting at most ``max_wait_ms`` to fill a batch), runs one batched
   detection on those marked for it and passes everything on, in order per source,
-  through a bounded queue;
-- the calling thread keeps one tracker and one analytics state per source: it tracks
-  (``update`` on detected frames, ``predict`` in between), raises events and writes the
-  sinks (slow sinks encode or deliver on their own threads).
+  through the bounded hand-off queue;
+- the calling thread hands each item to its source's :class:`StreamProcessor`
+  (tracking, analytics, the source's sinks) and writes the shared event sinks.
 
-A source that fails (a corrupt file, a camera that gave up) ends alone: its outputs are
-finished, the other sources go on, and its error is raised once all have ended. Any
-other worker error stops the pipeline; every sink is closed (outputs stay valid files)
-and the error is raised in the caller.
+No hand-off relies on a marker that could be lost: the inference thread ends when every
+buffer is closed and drained, and the calling thread ends when the inference thread has
+ended and the hand-off queue is empty. A put never gives up while the run is healthy.
+
+Sources can be added and removed while the pipeline runs (:meth:`Pipeline.add_source`,
+:meth:`Pipeline.remove_source`). A source that fails (a corrupt file, a camera that
+gave up) ends alone: its outputs are finished, the others go on, and its error is
+raised once all have ended. Any other worker error stops the pipeline; every sink is
+closed (outputs stay valid files) and the error is raised in the caller.
 """
 
 from __future__ import annotations
@@ -29,104 +35,77 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from fractions import Fraction
-from pathlib import Path
-from typing import Any
+from typing import Union
 
-from streamer.analytics import Analytics
-from streamer.buffer import BufferGroup, Closed
-from streamer.config import Config, SourceConfig
+from streamer.buffer import BufferGroup, Closed, RingBuffer
+from streamer.config import Config, SourceConfig, per_source
 from streamer.errors import ConfigError, SourceError, StreamerError
-from streamer.live import Reconnect, SourceStatus
-from streamer.metrics import Latency, StageTimes, rss_bytes
-from streamer.registry import DETECTORS, SINKS, create_tracker, resolve
+from streamer.live import Reconnect
+from streamer.metrics import Latency, SourceSummary, StageTimes, Summary, rss_bytes
+from streamer.processor import StreamProcessor
+from streamer.protocols import Detector, Sink, Source
 from streamer.sampling import Sampler
 from streamer.sources import open_source
-from streamer.types import Detections, Frame
-from streamer.urls import redact
+from streamer.types import Detections, Frame, SourceStatus
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Pipeline", "SourceSummary", "Summary", "build_detector", "build_tracker"]
-
-_END = object()
+__all__ = ["Pipeline", "Stream"]
 
 
 @dataclass(frozen=True)
 class _SourceEnd:
-    """The last item of a source: it has no more frames (``error``: why it failed)."""
+    """The last item of a source: it has no more frames (``error``: why it failed;
+    ``removed``: it was taken out of the running pipeline)."""
 
     source_id: str
     error: BaseException | None = None
+    removed: bool = False
 
 
-@dataclass
-class SourceSummary:
-    """What a run did with one source."""
-
-    id: str
-    label: str
-    live: bool
-    frames: int = 0
-    detected: int = 0
-    dropped: int = 0
-    downs: int = 0
-    downtime: float = 0.0
-    reconnects: list[float] = field(default_factory=list)  # seconds down, per reconnect
-    latency: Latency = field(default_factory=Latency)
-    error: str | None = None
-
-    @property
-    def drop_rate(self) -> float:
-        offered = self.frames + self.dropped
-        return self.dropped / offered if offered else 0.0
+_Item = Union[Frame, SourceStatus, _SourceEnd]  # noqa: UP007  (a runtime alias)
+_Pair = tuple[_Item, Detections | None]  # an item and its detections (None: not detected)
+_Window = dict[str, float | None]  # one stats window of a source: frames, drops, p50/p99, rss
+_Mark = tuple[float, int, int, Latency]  # a source's time, frames, drops and latency at a window's start
 
 
-@dataclass
-class Summary:
-    """What a run did."""
+class Stream:
+    """One source in the pipeline: its decode side (source, sampler, ring buffer, thread)
+    and its processor."""
 
-    source: str
-    frames: int = 0
-    detected: int = 0
-    seconds: float = 0.0
-    tracks: int = 0
-    events: int = 0
-    dropped: int = 0
-    outputs: dict[str, str] = field(default_factory=dict)
-    stage_ms: dict[str, float] = field(default_factory=dict)
-    sources: dict[str, SourceSummary] = field(default_factory=dict)
+    def __init__(self, source: Source, sampler: Sampler, buffer: RingBuffer[_Item]) -> None:
+        self.source = source
+        self.id = source.id
+        self.sampler = sampler
+        self.buffer = buffer
+        self.summary = SourceSummary(source.id, source.label, source.live)
+        self.stop = threading.Event()  # ends this source's decoding (stop(), duration, removal)
+        self.removed = False
+        self.thread: threading.Thread | None = None
+        self.processor: StreamProcessor | None = None
 
     @property
-    def fps(self) -> float:
-        return self.frames / self.seconds if self.seconds > 0 else 0.0
+    def fps(self) -> Fraction:
+        """The rate of the frames it hands on (a camera's is known once it connected)."""
+        return self.sampler.output_fps(self.source.fps or Fraction(30))
 
 
-def build_detector(config: Config):
-    """The detector the config names."""
-    d = config.detector
-    cls = resolve(DETECTORS, "detector", d.name)
-    if d.name == "mot":
-        return cls(d.detections, conf=d.conf if "conf" in d.model_fields_set else 0.0)
-    return cls(
-        weights=d.weights, imgsz=d.imgsz, conf=d.conf, iou=d.iou, classes=d.classes,
-        max_det=d.max_det, device=d.device, half=d.half, rect=d.rect, threads=d.threads,
+def _open_stream(cfg: SourceConfig, config: Config, group: BufferGroup) -> Stream:
+    r = cfg.reconnect
+    source = open_source(
+        cfg.uri or "", cfg.id, cfg.fps, live=cfg.live, transport=cfg.transport, timeout=cfg.timeout,
+        reconnect=Reconnect(r.initial, r.max, r.attempts), realtime=cfg.realtime, options=cfg.options,
+        hwaccel=config.decode.hwaccel,
     )
-
-
-def build_tracker(config: Config, fps: Fraction):
-    """The tracker the config names, with its params checked against its constructor."""
-    t = config.tracker
-    params = dict(t.params)
-    if t.name != "sort":
-        params.setdefault("frame_rate", float(fps))
-    try:
-        return create_tracker(t.name, **params)
-    except TypeError as exc:
-        raise ConfigError(f"tracker.params: {exc} (see the tracker's arguments in the README)") from None
-    except ValueError as exc:
-        raise ConfigError(f"tracker.params: {exc}") from None
+    s = config.sampler
+    policy = config.buffer.policy
+    if policy == "auto":
+        policy = "drop_oldest" if source.live else "block"
+    size = config.buffer.size or (4 if source.live else 16)
+    buffer: RingBuffer[_Item] = group.add(size, policy, droppable=lambda item: isinstance(item, Frame))
+    return Stream(source, Sampler(s.every, s.target_fps, s.detect_every), buffer)
 
 
 def _check_class_names(config: Config, names: dict[int, str]) -> None:
@@ -142,45 +121,6 @@ def _check_class_names(config: Config, names: dict[int, str]) -> None:
                     )
 
 
-def _per_source(path: str | None) -> bool:
-    return bool(path) and "{source_id}" in path
-
-
-class _Stream:
-    """One source and everything that is per source: sampler, buffer, tracker,
-    analytics, its own outputs, its figures."""
-
-    def __init__(self, cfg: SourceConfig, config: Config, group: BufferGroup) -> None:
-        r = cfg.reconnect
-        self.source = open_source(
-            cfg.uri or "", cfg.id, cfg.fps, live=cfg.live, transport=cfg.transport, timeout=cfg.timeout,
-            reconnect=Reconnect(r.initial, r.max, r.attempts), realtime=cfg.realtime, options=cfg.options,
-            hwaccel=config.decode.hwaccel,
-        )
-        self.id = self.source.id
-        self.live = self.source.live
-        s = config.sampler
-        self.sampler = Sampler(s.every, s.target_fps, s.detect_every)
-        policy = config.buffer.policy
-        if policy == "auto":
-            policy = "drop_oldest" if self.live else "block"
-        size = config.buffer.size or (4 if self.live else 16)
-        self.buffer = group.add(size, policy, droppable=lambda item: isinstance(item, Frame))
-        self.summary = SourceSummary(self.id, self.source.label, self.live)
-        self.tracker: Any = None
-        self.analytics: Analytics | None = None
-        self.sinks: list[Any] = []
-        self.outputs = contextlib.ExitStack()
-        self.track_ids: set[int] = set()
-        self.since_detect = 0
-        self.last_detect_pts: Fraction | None = None
-        self.ended = False
-
-    @property
-    def fps(self) -> Fraction:
-        return self.sampler.output_fps(self.source.fps or Fraction(30))
-
-
 class Pipeline:
     """Processes one or several sources end to end.
 
@@ -188,377 +128,348 @@ class Pipeline:
         config: The job.
         detector: A ready detector (default: built from the config).
         progress: Called after each processed frame with ``(frames_done, total)``.
+        until_stopped: Keep running when every source has ended, for sources added
+            later, until :meth:`stop` (a service); default: end with the last source.
 
     Attributes:
+        streams: Every source by id, removed ones included.
+        times: The stage clock (decode, detect, track, sinks).
         windows: Per source, one record per ``stats_interval`` (or per second when
             that is 0): frames, drops, latency quantiles and memory of that window.
     """
 
-    def __init__(
-        self,
-        config: Config,
-        detector: Any = None,
-        progress: Callable[[int, int | None], None] | None = None,
-    ) -> None:
+    def __init__(self, config: Config, detector: Detector | None = None,
+                 progress: Callable[[int, int | None], None] | None = None, *, until_stopped: bool = False) -> None:
         self.config = config
-        out = config.output
-        several = len(config.all_sources()) > 1
-        for name in ("video", "mot"):
-            path = getattr(out, name)
-            if several and path and not _per_source(path):
-                raise ConfigError(
-                    f"output.{name}: with several sources put {{source_id}} in the path "
-                    f"(e.g. out/{{source_id}}.{'mp4' if name == 'video' else 'txt'})"
-                )
-        self.group: BufferGroup = BufferGroup()
-        self.streams: dict[str, _Stream] = {}
+        self._check_outputs(len(config.all_sources()))
+        self.group: BufferGroup[_Item] = BufferGroup()
+        self.streams: dict[str, Stream] = {}
+        self._lock = threading.Lock()  # streams added or removed from other threads
         for i, cfg in enumerate(config.all_sources()):
-            if not cfg.uri:
-                raise ConfigError(f"sources[{i}].uri: missing" if several else "source.uri: missing")
-            stream = _Stream(cfg, config, self.group)
-            if stream.id in self.streams:
-                raise ConfigError(f"sources[{i}]: id {stream.id!r} is used twice; give each source an id")
-            self.streams[stream.id] = stream
+            self._add(cfg, f"sources[{i}]" if config.sources else "source")
         # The tracker first: its parameters are checked before a model is loaded.
-        build_tracker(config, next(iter(self.streams.values())).fps)
-        self.detector = detector if detector is not None else build_detector(config)
-        # Tracks end when the tracker drops them, unless a fixed horizon is configured.
-        self._end_by_tracker = out.track_end_frames is None
+        config.tracker.build(next(iter(self.streams.values())).fps if self.streams else Fraction(30))
+        self.detector: Detector = detector if detector is not None else config.detector.build()
         _check_class_names(config, self.detector.names)
         self.times = StageTimes()
         self.progress = progress
-        self.windows: dict[str, deque[dict[str, Any]]] = {sid: deque(maxlen=10_000) for sid in self.streams}
-        self.batch_seconds_max = 0.0  # slowest detector call (one batch)
-        self._halt = threading.Event()  # an error: everything stops now
-        self._finish = threading.Event()  # a clean stop: sources stop, what is queued is processed
-        self._errors: list[BaseException] = []
+        self.until_stopped = until_stopped
+        self.windows: dict[str, deque[_Window]] = {}
         self.summary: Summary | None = None
+        self._shared: list[Sink] = []
+        self._halt = threading.Event()  # an error: everything stops now
+        self._errors: list[BaseException] = []
+        self._running = False
+        self._inference: threading.Thread | None = None
+        self._processed = 0
+        self._total: int | None = None
 
-    # Single-source conveniences (the common case).
+    # ---- the public controls
+
     @property
-    def source(self) -> Any:
+    def source(self) -> Source:
+        """The first source (the common single-source case)."""
         return next(iter(self.streams.values())).source
+
+    @property
+    def batch_seconds_max(self) -> float:
+        """The slowest detector call (one batch), seconds."""
+        return self.times.longest.get("detect", 0.0)
 
     def expected_frames(self) -> int | None:
         """Frames that will be processed, when every source's length is known."""
         total = 0
         for st in self.streams.values():
-            if not st.source.total_frames or st.sampler.period is not None:
+            if not st.source.total_frames or st.sampler.period is not None or self.until_stopped:
                 return None
             total += -(-st.source.total_frames // st.sampler.every)
         return total
 
+    def add_source(self, cfg: SourceConfig) -> str:
+        """Adds a source, also while the pipeline runs (its decode thread starts at
+        once); returns its id. Raises ConfigError for a duplicate id, SourceError when it
+        cannot be opened."""
+        if self.group.sealed:
+            raise ConfigError("the pipeline is finishing; no source can be added")
+        self._check_outputs(len(self.streams) + 1)
+        stream = self._add(cfg, "source")
+        if self._running:
+            self._start_decoding(stream)
+        return stream.id
+
+    def remove_source(self, source_id: str) -> None:
+        """Stops a source: frames already read are processed, its tracks end, its
+        outputs are finished and every sink hears it was removed."""
+        with self._lock:
+            stream = self.streams.get(source_id)
+            if stream is not None and not stream.removed:
+                stream.removed = True
+                stream.stop.set()
+                return
+        raise ConfigError(f"no source {source_id!r}; running: {', '.join(self.active()) or 'none'}")
+
+    def active(self) -> list[str]:
+        """Ids of the sources not removed or ended."""
+        with self._lock:
+            return [sid for sid, st in self.streams.items() if not st.removed and not st.buffer.closed]
+
     def stop(self) -> None:
         """Ends the run cleanly: sources stop, frames already read are processed, every
-        output is finished (for live sources, SIGTERM or a set duration)."""
-        self._finish.set()
+        output is finished (for live sources: SIGTERM, a set duration)."""
+        self.group.seal()
+        with self._lock:
+            for st in self.streams.values():
+                st.stop.set()
 
-    # ---- sinks
+    # ---- building
 
-    def _event_sinks(self, events_path: str | None, shared: bool) -> list[tuple[str, Any]]:
+    def _check_outputs(self, sources: int) -> None:
         out = self.config.output
-        sinks: list[tuple[str, Any]] = []
-        if events_path == "-":
-            sinks.append(("events", resolve(SINKS, "sink", "stdout")()))
-        elif events_path:
-            sinks.append(("events", resolve(SINKS, "sink", "jsonl")(events_path)))
-        if not shared:
-            return sinks
-        for i, c in enumerate(out.event_sinks):
-            label = c.name or c.type
-            if c.type == "jsonl":
-                sinks.append((f"jsonl[{i}]", resolve(SINKS, "sink", "jsonl")(c.path, c.max_bytes, c.backups)))
-            elif c.type == "stdout":
-                sinks.append(("stdout", resolve(SINKS, "sink", "stdout")()))
-            else:
-                options: dict[str, Any] = {"timeout": c.timeout}
-                if c.type == "mqtt":
-                    options.update(topic=c.topic, qos=c.qos)
-                elif c.type == "redis":
-                    options.update(stream=c.stream, maxlen=c.maxlen)
-                else:
-                    options.update(headers=c.headers)
-                sink = resolve(SINKS, "sink", "delivery")(
-                    c.type, c.url, Path(out.outbox) / f"{label}.sqlite3", batch=c.batch,
-                    drain_timeout=c.drain_timeout, **options,
+        for name in ("video", "mot"):
+            path = getattr(out, name)
+            if sources > 1 and path and not per_source(path):
+                raise ConfigError(
+                    f"output.{name}: with several sources put {{source_id}} in the path "
+                    f"(e.g. out/{{source_id}}.{'mp4' if name == 'video' else 'txt'})"
                 )
-                sinks.append((label, sink))
-        return sinks
 
-    def _shared_sinks(self) -> list[tuple[str, Any]]:
-        events = self.config.output.events
-        return self._event_sinks(None if _per_source(events) else events, shared=True)
+    def _add(self, cfg: SourceConfig, where: str) -> Stream:
+        if not cfg.uri:
+            raise ConfigError(f"{where}.uri: missing")
+        stream = _open_stream(cfg, self.config, self.group)
+        with self._lock:
+            if stream.id in self.streams:
+                self.group.discard(stream.buffer)
+                raise ConfigError(f"{where}: id {stream.id!r} is used twice; give each source an id")
+            self.streams[stream.id] = stream
+        return stream
 
-    def _stream_sinks(self, st: _Stream) -> list[tuple[str, Any]]:
-        out = self.config.output
-        fill = {"source_id": st.id}
-        sinks = []
-        if out.video:
-            sinks.append(("video", resolve(SINKS, "sink", "video")(
-                out.video.format(**fill), st.fps, self.detector.names, crf=out.crf, timed=st.live)))
-        if _per_source(out.events):
-            sinks.extend(self._event_sinks(out.events.format(**fill), shared=False))
-        if out.mot:
-            sinks.append(("mot", resolve(SINKS, "sink", "mot")(out.mot.format(**fill))))
-        return sinks
+    def _processor(self, stream: Stream) -> StreamProcessor:
+        if stream.processor is None:
+            stream.processor = StreamProcessor(stream.summary, self.config, self.detector.names,
+                                               lambda: stream.fps, self._shared, self.times)
+            self.windows.setdefault(stream.id, deque(maxlen=10_000))
+            if self.summary is not None:  # a source added while running
+                self.summary.sources.setdefault(stream.id, stream.summary)
+        return stream.processor
 
-    # ---- workers
+    # ---- the threads
 
-    def _decode(self, st: _Stream) -> None:
-        it = st.source.frames(st.sampler, self._finish)
+    def _start_decoding(self, stream: Stream) -> None:
+        stream.thread = threading.Thread(target=self._decode, args=(stream,), name=f"decode-{stream.id}", daemon=True)
+        stream.thread.start()
+
+    def _put(self, put: Callable[[], bool]) -> bool:
+        """Retries a bounded put until it succeeds or the run halts (never drops an item
+        while the run is healthy)."""
+        while not put():
+            if self._halt.is_set():
+                return False
+        return True
+
+    def _decode(self, st: Stream) -> None:
+        it = st.source.frames(st.sampler, st.stop)
         error: BaseException | None = None
-        timed = not st.live  # a live source's wait for the camera is not decode time
+        timed = not st.source.live  # a live source's wait for the camera is not decode time
         try:
             while True:
                 start = time.perf_counter()
-                try:
-                    item = next(it)
-                except StopIteration:
+                item = next(it, None)
+                if item is None:
                     break
                 if timed:
                     self.times.add("decode", time.perf_counter() - start)
-                while not st.buffer.put(item, timeout=0.1):
-                    if self._halt.is_set() or st.buffer.closed:
-                        return
+                if not self._put(lambda item=item: st.buffer.put(item, timeout=0.1)):
+                    return
         except StreamerError as exc:
             error = exc
         except BaseException as exc:
-            self._errors.append(exc)
-            self._halt.set()
+            self._fail(exc)
         finally:
-            if not self._halt.is_set():
-                while not st.buffer.put(_SourceEnd(st.id, error), timeout=0.1):
-                    if self._halt.is_set():
-                        break
+            end = _SourceEnd(st.id, error, st.removed)
+            self._put(lambda: st.buffer.put(end, timeout=0.1))
             st.buffer.close()
 
-    def _infer(self, out: queue.Queue[Any]) -> None:
+    def _infer(self, handoff: queue.Queue[_Pair]) -> None:
         cfg = self.config.detector
         try:
             while not self._halt.is_set():
                 try:
                     batch = self.group.get_batch(cfg.batch, cfg.max_wait_ms / 1000.0)
                 except Closed:
-                    break
+                    return
                 todo = [f for f in batch if isinstance(f, Frame) and f.detect]
                 results: list[Detections] = []
                 if todo:
-                    start = time.perf_counter()
-                    results = self.detector(todo)
-                    seconds = time.perf_counter() - start
-                    self.times.add("detect", seconds, len(todo))
-                    self.batch_seconds_max = max(self.batch_seconds_max, seconds)
+                    with self.times.time("detect", len(todo)):
+                        results = self.detector(todo)
                 found = iter(results)
                 for item in batch:
-                    dets = next(found) if isinstance(item, Frame) and item.detect else None
-                    while not self._halt.is_set():
-                        try:
-                            out.put((item, dets), timeout=0.1)
-                            break
-                        except queue.Full:
-                            continue
+                    pair = (item, next(found) if isinstance(item, Frame) and item.detect else None)
+                    if not self._put(lambda pair=pair: _offer(handoff, pair)):
+                        return
         except BaseException as exc:
-            self._errors.append(exc)
-            self._halt.set()
-        finally:
-            with contextlib.suppress(queue.Full):
-                out.put(_END, timeout=1.0)
+            self._fail(exc)
 
-    # ---- the calling thread: per-source tracking, events, sinks
+    def _fail(self, exc: BaseException) -> None:
+        self._errors.append(exc)
+        self._halt.set()
 
-    def _frame(self, st: _Stream, frame: Frame, dets: Detections | None, shared: list[Any]) -> int:
-        if st.tracker is None:  # built on the first frame: a camera's rate is known once connected
-            st.tracker = build_tracker(self.config, st.fps)
-            if st.analytics is None:  # a camera down at start has one already
-                st.analytics = self._analytics(st)
-            st.sinks = [st.outputs.enter_context(sink) for _, sink in self._stream_sinks(st)]
-        t0 = time.perf_counter()
-        st.since_detect += 1
-        if dets is not None:
-            period = st.since_detect
-            if st.live and st.last_detect_pts is not None:
-                # Frames dropped or lost in a gap count as time passed.
-                period = max(1, round((frame.pts - st.last_detect_pts) * st.fps))
-            tracks = st.tracker.update(dets, period=period)
-            st.since_detect = 0
-            st.last_detect_pts = frame.pts
-            st.summary.detected += 1
+    # ---- the calling thread
+
+    def _handle(self, item: _Item, dets: Detections | None) -> None:
+        stream = self.streams[item.source_id]
+        processor = self._processor(stream)
+        if isinstance(item, Frame):
+            processor.frame(item, dets)
+            self._processed += 1
+            if self.progress is not None:
+                self.progress(self._processed, self._total)
+        elif isinstance(item, SourceStatus):
+            processor.status(item)
         else:
-            tracks = st.tracker.predict(st.since_detect)
-        alive = st.tracker.alive_ids if self._end_by_tracker else None
-        events = st.analytics.update(frame, tracks, alive)
-        t1 = time.perf_counter()
-        self.times.add("track", t1 - t0)
-        for sink in (*st.sinks, *shared):
-            sink.write(frame, tracks, events)
-        self.times.add("sinks", time.perf_counter() - t1)
-        st.track_ids.update(tracks.tracker_id.tolist())
-        st.summary.frames += 1
-        st.summary.latency.add(time.time() - frame.captured_at)
-        return len(events)
+            self._end(stream, item.error, item.removed)
 
-    def _analytics(self, st: _Stream) -> Analytics:
-        return Analytics(st.id, self.detector.names, self.config.analytics, None,
-                         self.config.output.track_end_frames or 30, live=st.live)
-
-    def _write_events(self, st: _Stream, events: list, shared: list[Any]) -> int:
-        for sink in (*st.sinks, *shared):
-            if hasattr(sink, "write_events"):
-                sink.write_events(events)
-        return len(events)
-
-    def _status(self, st: _Stream, status: SourceStatus, shared: list[Any]) -> int:
-        if st.analytics is None:
-            st.analytics = self._analytics(st)
-        frame = max(status.index - 1, 0)
-        if status.state == "down":
-            st.summary.downs += 1
-            events = st.analytics.source_down(frame, float(status.pts), status.at, status.reason)
-            if st.tracker is not None:
-                st.tracker.reset()  # tracks do not survive the gap; new ones start after it
-            st.last_detect_pts = None
-            st.since_detect = 0
-        else:
-            st.summary.downtime += status.downtime
-            st.summary.reconnects.append(status.downtime)
-            events = st.analytics.source_up(frame, float(status.pts), status.at, status.downtime, status.attempts)
-        return self._write_events(st, events, shared)
-
-    def _end_stream(self, st: _Stream, error: BaseException | None, shared: list[Any]) -> int:
-        """Final events of a source and its outputs finished (the others go on)."""
-        if st.ended:
-            return 0
-        st.ended = True
-        n = 0
-        if st.analytics is not None:
-            n = self._write_events(st, st.analytics.finish(), shared)
-        for sink in st.sinks:
-            if hasattr(sink, "begin_close"):
-                sink.begin_close()
-        st.outputs.close()
-        st.summary.dropped = st.buffer.dropped
-        if error is not None:
-            st.summary.error = str(error)
-            if len(self.streams) > 1:
-                log.error("%s: %s (the other sources go on)", st.source.label, error)
-        return n
-
-    def _window(self, now: float, marks: dict[str, tuple]) -> None:
-        rss = rss_bytes()
-        for sid, st in self.streams.items():
-            s = st.summary
-            t_prev, frames_prev, dropped_prev, latency_prev = marks.get(sid, (now, 0, 0, Latency()))
-            window = s.latency.since(latency_prev)
-            dropped = st.buffer.dropped
-            record = {
-                "t": now, "frames": s.frames - frames_prev, "dropped": dropped - dropped_prev,
-                "p50": window.quantile(0.5), "p99": window.quantile(0.99), "rss": rss,
-            }
-            self.windows[sid].append(record)
-            marks[sid] = (now, s.frames, dropped, s.latency.copy())
-            if st.live and self.config.stats_interval:
-                seconds = max(now - t_prev, 1e-9)
-                p50, p99 = record["p50"], record["p99"]
-                offered = record["frames"] + record["dropped"]
-                log.info(
-                    "%s: %.1f frames/s processed, %d%% dropped, latency p50 %s p99 %s, %d MB",
-                    st.source.label, record["frames"] / seconds,
-                    round(100 * record["dropped"] / offered) if offered else 0,
-                    f"{p50 * 1000:.0f} ms" if p50 is not None else "-", f"{p99 * 1000:.0f} ms" if p99 is not None else "-",
-                    (rss or 0) // 2**20,
-                )
+    def _end(self, stream: Stream, error: BaseException | None, removed: bool) -> None:
+        processor = self._processor(stream)
+        status = SourceStatus(stream.id, "removed", 0, Fraction(0), time.time()) if removed else None
+        processor.end(error, status)
+        stream.summary.dropped = stream.buffer.dropped
+        if error is not None and len(self.streams) > 1:
+            log.error("%s: %s (the other sources go on)", stream.source.label, error)
+        if removed:
+            log.info("%s: removed", stream.source.label)
 
     def run(self) -> Summary:
         """Process every source to its end (or to ``duration``, or :meth:`stop`);
         returns the summary or raises the first error."""
-        labels = ", ".join(st.source.label for st in self.streams.values())
-        summary = Summary(source=labels)
+        summary = Summary(source=", ".join(st.source.label for st in self.streams.values()))
         summary.sources = {sid: st.summary for sid, st in self.streams.items()}
         self.summary = summary
-        handoff: queue.Queue[Any] = queue.Queue(maxsize=2 * self.config.detector.batch + 2)
-        workers = [
-            threading.Thread(target=self._decode, args=(st,), name=f"decode-{sid}", daemon=True)
-            for sid, st in self.streams.items()
-        ]
-        workers.append(threading.Thread(target=self._infer, args=(handoff,), name="inference", daemon=True))
-        total = self.expected_frames()
+        self._total = self.expected_frames()
+        handoff: queue.Queue[_Pair] = queue.Queue(maxsize=2 * self.config.detector.batch + 2)
         start = time.perf_counter()
+        with contextlib.ExitStack() as stack:
+            self._shared[:] = [stack.enter_context(sink) for sink in self.config.output.shared_sinks()]
+            stack.callback(self._shutdown)
+            stack.callback(self._close_processors)
+            self._start(handoff)
+            self._drain(handoff, start)
+            if self._errors:
+                raise self._errors[0]
+            for st in list(self.streams.values()):  # sources stopped early (duration, stop())
+                self._end(st, None, False)
+            summary.seconds = time.perf_counter() - start  # processing, before the sinks finish
+            for sink in self._shared:
+                sink.begin_close()
+        return self._finish(summary, start)
+
+    def _start(self, handoff: queue.Queue[_Pair]) -> None:
+        self._running = True
+        with self._lock:
+            streams = list(self.streams.values())
+        for stream in streams:
+            self._processor(stream)
+            self._start_decoding(stream)
+        if not self.until_stopped:
+            self.group.seal()  # the run ends with its sources
+        self._inference = threading.Thread(target=self._infer, args=(handoff,), name="inference", daemon=True)
+        self._inference.start()
+
+    def _drain(self, handoff: queue.Queue[_Pair], start: float) -> None:
+        """Hands items to their processors until the inference thread has ended and
+        the hand-off queue is empty (both producers done, nothing left in between)."""
         duration = self.config.duration
         interval = self.config.stats_interval or 1.0
         next_window = time.monotonic() + interval
-        marks: dict[str, tuple] = {}
-        with contextlib.ExitStack() as stack:
-            shared = [stack.enter_context(sink) for _, sink in self._shared_sinks()]
-            for st in self.streams.values():
-                stack.enter_context(st.outputs)
-            stack.callback(self._shutdown, workers)
-            for w in workers:
-                w.start()
-            while True:
-                try:
-                    item = handoff.get(timeout=0.2)
-                except queue.Empty:
-                    item = None
-                now = time.monotonic()
-                if duration is not None and time.perf_counter() - start >= duration:
-                    self._finish.set()
-                if now >= next_window:
-                    self._window(time.time(), marks)
-                    next_window = now + interval
-                if item is None:
-                    continue
-                if item is _END:
-                    break
-                obj, dets = item
-                st = self.streams[obj.source_id]
-                if isinstance(obj, Frame):
-                    summary.events += self._frame(st, obj, dets, shared)
-                    summary.frames += 1
-                    if dets is not None:
-                        summary.detected += 1
-                    if self.progress is not None:
-                        self.progress(summary.frames, total)
-                elif isinstance(obj, SourceStatus):
-                    summary.events += self._status(st, obj, shared)
-                else:
-                    summary.events += self._end_stream(st, obj.error, shared)
-            if self._errors:
-                raise self._errors[0]
-            for st in self.streams.values():  # sources stopped early (duration, stop())
-                summary.events += self._end_stream(st, None, shared)
-            summary.seconds = time.perf_counter() - start  # processing, before the sinks finish
-            for sink in shared:
-                if hasattr(sink, "begin_close"):
-                    sink.begin_close()
+        marks: dict[str, _Mark] = {}
+        inference = self._inference
+        assert inference is not None
+        while True:
+            try:
+                item, dets = handoff.get(timeout=0.2)
+            except queue.Empty:
+                # Checked in this order: once the thread has ended, nothing more is put.
+                if not inference.is_alive() and handoff.empty():
+                    return
+                item = None
+            if duration is not None and time.perf_counter() - start >= duration:
+                self.stop()
+            if time.monotonic() >= next_window:
+                self._window(time.time(), marks)
+                next_window = time.monotonic() + interval
+            if item is not None:
+                self._handle(item, dets)
+
+    def _finish(self, summary: Summary, start: float) -> Summary:
         if not summary.seconds:
             summary.seconds = time.perf_counter() - start
-        summary.tracks = sum(len(st.track_ids - {-1}) for st in self.streams.values())
-        summary.dropped = sum(st.buffer.dropped for st in self.streams.values())
-        for step, seconds in getattr(self.detector, "seconds", {}).items():
+        for st in self.streams.values():
+            st.summary.dropped = st.buffer.dropped
+        for step, seconds in self.detector.stage_seconds().items():
             self.times.add(f"detect.{step}", seconds, 0)
         summary.stage_ms = self.times.per_frame_ms(summary.frames)
-        out = self.config.output
-        for name in ("video", "events", "mot"):
-            path = getattr(out, name)
-            if path:
-                summary.outputs[name] = "stdout" if path == "-" else path
-        for c in out.event_sinks:
-            summary.outputs[c.name or c.type] = c.path or (redact(c.url) if c.url else "stdout")
-        failed = [st for st in self.streams.values() if st.summary.error]
+        summary.outputs = self.config.output.destinations()
+        failed = [st.summary for st in self.streams.values() if st.summary.error]
+        if len(failed) == 1 and len(self.streams) == 1:
+            raise SourceError(failed[0].error)
         if failed:
-            if len(self.streams) == 1:
-                raise SourceError(failed[0].summary.error)
             raise SourceError(
-                f"{len(failed)} of {len(self.streams)} sources failed: "
-                + "; ".join(st.summary.error or "" for st in failed)
+                f"{len(failed)} of {len(self.streams)} sources failed: " + "; ".join(s.error or "" for s in failed)
             )
         return summary
 
-    def _shutdown(self, workers: list[threading.Thread]) -> None:
-        self._halt.set()
-        self._finish.set()
+    def _close_processors(self) -> None:
         for st in self.streams.values():
+            if st.processor is not None:
+                st.processor.close()
+
+    def _shutdown(self) -> None:
+        self._running = False
+        self._halt.set()
+        self.group.seal()
+        threads = [self._inference] if self._inference is not None else []
+        for st in self.streams.values():
+            st.stop.set()
             st.buffer.close()
-        for w in workers:
-            if w.is_alive():
-                w.join(timeout=10.0)
+            if st.thread is not None:
+                threads.append(st.thread)
+        for thread in threads:
+            if thread.is_alive():
+                thread.join(timeout=10.0)
+
+    def _window(self, now: float, marks: dict[str, _Mark]) -> None:
+        rss = rss_bytes()
+        for sid, st in list(self.streams.items()):
+            s = st.summary
+            t_prev, frames_prev, dropped_prev, latency_prev = marks.get(sid, (now, 0, 0, Latency()))
+            window = s.latency.since(latency_prev)
+            dropped = st.buffer.dropped
+            record: _Window = {
+                "t": now, "frames": s.frames - frames_prev, "dropped": dropped - dropped_prev,
+                "p50": window.quantile(0.5), "p99": window.quantile(0.99), "rss": rss,
+            }
+            self.windows.setdefault(sid, deque(maxlen=10_000)).append(record)
+            marks[sid] = (now, s.frames, dropped, s.latency.copy())
+            if st.source.live and self.config.stats_interval:
+                _log_window(st.source.label, record, max(now - t_prev, 1e-9))
+
+
+def _offer(handoff: queue.Queue[_Pair], pair: _Pair) -> bool:
+    try:
+        handoff.put(pair, timeout=0.1)
+        return True
+    except queue.Full:
+        return False
+
+
+def _log_window(label: str, record: _Window, seconds: float) -> None:
+    def ms(value: float | None) -> str:
+        return f"{value * 1000:.0f} ms" if value is not None else "-"
+
+    offered = (record["frames"] or 0) + (record["dropped"] or 0)
+    log.info(
+        "%s: %.1f frames/s processed, %d%% dropped, latency p50 %s p99 %s, %d MB",
+        label, (record["frames"] or 0) / seconds, round(100 * (record["dropped"] or 0) / offered) if offered else 0,
+        ms(record["p50"]), ms(record["p99"]), (record["rss"] or 0) // 2**20,
+    )

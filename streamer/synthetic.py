@@ -69,14 +69,11 @@ def encode_video(path: str | Path, images: Iterable[np.ndarray], size: tuple[int
                  codec: str = "libx264", crf: int = 12) -> None:
     """Encode RGB ``images`` of ``size`` ``(h, w)``; image ``k`` gets pts ``k`` in a
     ``1 / fps`` time base."""
+    from sinks.video import add_video_stream
+
     height, width = size
     with av.open(str(path), mode="w") as container:
-        options = {"crf": str(crf), "preset": "veryfast"} if codec == "libx264" else {}
-        # The encoder's time base is 1/rate; frame pts count frames in it. (Setting the
-        # stream's time_base by hand makes the MP4 muxer reject packets.)
-        stream = container.add_stream(codec, rate=Fraction(fps), options=options)
-        stream.width, stream.height = width, height
-        stream.pix_fmt = "yuv420p"
+        stream = add_video_stream(container, Fraction(fps), width, height, codec, crf)
         for k, image in enumerate(images):
             vf = av.VideoFrame.from_ndarray(image, format="rgb24")
             vf.pts = k

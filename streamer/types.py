@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 from fractions import Fraction
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 
@@ -99,7 +99,7 @@ class Detections:
             self.data[key] = value
 
     @classmethod
-    def _trusted(cls, xyxy, confidence, class_id, tracker_id, data) -> "Detections":
+    def _trusted(cls, xyxy, confidence, class_id, tracker_id, data) -> Detections:
         """Construct from arrays already of the right dtypes and shapes (no checks; for
         hot paths inside the package)."""
         out = cls.__new__(cls)
@@ -108,7 +108,7 @@ class Detections:
         )
         return out
 
-    def take(self, index: np.ndarray, tracker_id: np.ndarray, **data: np.ndarray) -> "Detections":
+    def take(self, index: np.ndarray, tracker_id: np.ndarray, **data: np.ndarray) -> Detections:
         """Rows ``index`` with ``tracker_id`` set and ``data`` entries added (trackers'
         output: the input rows of the reported tracks)."""
         extra = {k: v[index] for k, v in self.data.items()}
@@ -118,14 +118,14 @@ class Detections:
         )
 
     @classmethod
-    def empty(cls) -> "Detections":
+    def empty(cls) -> Detections:
         """Zero boxes, every column present."""
         return cls(np.empty((0, 4), np.float32))
 
     def __len__(self) -> int:
         return len(self.xyxy)
 
-    def __getitem__(self, index: Any) -> "Detections":
+    def __getitem__(self, index: Any) -> Detections:
         if isinstance(index, (int, np.integer)):
             index = [index]
         out = Detections.__new__(Detections)
@@ -136,15 +136,11 @@ class Detections:
         out.data = {key: value[index] for key, value in self.data.items()}
         return out
 
-    def __iter__(self) -> Iterator["Detections"]:
-        for i in range(len(self)):
-            yield self[i]
-
     def __repr__(self) -> str:
         return f"Detections(n={len(self)})"
 
     @classmethod
-    def concat(cls, parts: list["Detections"]) -> "Detections":
+    def concat(cls, parts: list[Detections]) -> Detections:
         """Rows of every part, in order."""
         if not parts:
             return cls.empty()

@@ -3,13 +3,13 @@ RTSP server (GStreamer's, from Debian packages that .ci/run installs)."""
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 import pytest
-from helpers import DATA, LIVE_OBJECTS, OBJECTS, REPO, Server, free_port, write_raw_clip
+from helpers import DATA, LIVE_OBJECTS, OBJECTS
 
 from streamer.synthetic import write_video
+from streamer.testing import RTSP_PACKAGES, RtspServer, rtsp_server_available, write_raw_clip
 
 
 @pytest.fixture(scope="session")
@@ -29,36 +29,16 @@ def tiny_video(tmp_path: Path) -> tuple[Path, list]:
     return path, truth
 
 
-RTSP_PYTHON = "/usr/bin/python3"  # Debian's, with python3-gi and gst-rtsp-server
-
-
-class RtspServer(Server):
-    """tests/rtsp_server.py serving looping clips at ``/<name>``."""
-
-    def url(self, mount: str = "cam", credentials: str = "") -> str:
-        return f"rtsp://{credentials + '@' if credentials else ''}127.0.0.1:{self.port}/{mount}"
-
-
 @pytest.fixture()
 def rtsp_server(tmp_path):
     """Start a real RTSP server: ``rtsp_server(["cam"], fps=30)``; stopped at the end."""
-    check = subprocess.run(
-        [RTSP_PYTHON, "-c", "import gi; gi.require_version('GstRtspServer', '1.0'); "
-         "from gi.repository import Gst, GstRtspServer; Gst.init(None); "
-         "assert Gst.ElementFactory.find('x264enc') and Gst.ElementFactory.find('appsrc')"],
-        capture_output=True,
-    )
-    if check.returncode != 0:
-        pytest.skip("GStreamer RTSP server missing: apt-get install python3-gi gir1.2-gst-rtsp-server-1.0 "
-                    "gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-ugly")
+    if not rtsp_server_available():
+        pytest.skip(f"GStreamer RTSP server missing: apt-get install {RTSP_PACKAGES}")
     clip = write_raw_clip(tmp_path / "live.rgb", LIVE_OBJECTS, 150)
     servers: list[RtspServer] = []
 
     def start(mounts=("cam",), fps: int = 30) -> RtspServer:
-        port = free_port()
-        argv = [RTSP_PYTHON, str(REPO / "tests" / "rtsp_server.py"), "--port", str(port), "--size", "320x240",
-                "--fps", str(fps), *[f"/{m}={clip}" for m in mounts]]
-        server = RtspServer(argv, port).start()
+        server = RtspServer({m: clip for m in mounts}, fps=fps).start()
         servers.append(server)
         return server
 

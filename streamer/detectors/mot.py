@@ -35,3 +35,7 @@ class MotDetector:
             else:
                 out.append(dets[dets.confidence >= self.conf] if self.conf > 0 else dets)
         return out
+
+    def stage_seconds(self) -> dict[str, float]:
+        """A lookup has no steps worth timing."""
+        return {}

@@ -117,6 +117,10 @@ class YoloDetector:
         # Seconds spent per step, summed over calls (the pipeline reports them per frame).
         self.seconds = {"preprocess": 0.0, "forward": 0.0, "nms": 0.0}
 
+    def stage_seconds(self) -> dict[str, float]:
+        """Seconds spent so far in ``preprocess``, ``forward`` and ``nms``."""
+        return dict(self.seconds)
+
     def letterboxes(self, shapes: Sequence[tuple[int, int]]) -> list[Letterbox]:
         """The letterbox of each image in a batch: all share one network shape."""
         if len(set(shapes)) == 1:

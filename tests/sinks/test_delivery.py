@@ -205,7 +205,8 @@ def test_broker_outage_during_a_run_loses_nothing(mosquitto, tmp_path):
     video, det = busy_video(tmp_path, 2400)
     cfg = tmp_path / "c.yaml"
     cfg.write_text(f"output:\n  outbox: {tmp_path / 'ob'}\n  events: {tmp_path / 'e.jsonl'}\n  event_sinks:\n"
-                   f"    - type: mqtt\n      url: mqtt://127.0.0.1:{mosquitto.port}\n      topic: streamer/{{source_id}}\n"
+                   f"    - type: mqtt\n      url: mqtt://127.0.0.1:{mosquitto.port}\n"
+                   "      topic: streamer/{source_id}\n"
                    "      timeout: 1\n      drain_timeout: 30\n")
     sub = Subscriber(mosquitto.port, "streamer/busy")
     try:

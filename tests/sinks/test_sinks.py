@@ -62,7 +62,8 @@ def test_jsonl_lines_parse_and_carry_the_schema(tmp_path):
 
 
 def test_mot_format(tmp_path):
-    tracks = Detections([[10.5, 20.25, 40.5, 80.75]], [0.5], [0], [3], {"track_xyxy": np.array([[11, 21, 41, 81]], np.float32)})
+    tracks = Detections([[10.5, 20.25, 40.5, 80.75]], [0.5], [0], [3],
+                        {"track_xyxy": np.array([[11, 21, 41, 81]], np.float32)})
     assert format_mot(7, tracks) == "7,3,10.50,20.25,30.00,60.50,0.5000,-1,-1,-1\n"
     assert format_mot(7, tracks, box="track") == "7,3,11.00,21.00,30.00,60.00,0.5000,-1,-1,-1\n"
     with MotSink(tmp_path / "t.txt") as sink:

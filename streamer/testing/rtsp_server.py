@@ -1,9 +1,9 @@
-"""A real RTSP server for the tests: GStreamer's gst-rtsp-server serving looping clips.
+"""A real RTSP server for tests and benchmarks: GStreamer's gst-rtsp-server serving looping clips.
 
 Run with Debian's ``/usr/bin/python3`` (``python3-gi``, ``gir1.2-gst-rtsp-server-1.0``,
 ``gstreamer1.0-plugins-{base,good,ugly}``, which ``.ci/run`` installs)::
 
-    /usr/bin/python3 tests/rtsp_server.py --port 8554 --size 320x240 --fps 30 \
+    /usr/bin/python3 streamer/testing/rtsp_server.py --port 8554 --size 320x240 --fps 30 \
         /cam1=clip1.rgb /cam2=clip2.rgb
 
 Each ``MOUNT=FILE`` serves a raw RGB clip (frames of WIDTHxHEIGHTx3 bytes, back to back)

@@ -1,0 +1,127 @@
+"""The runtime's threads and hand-offs: the run always ends, and sources come and go."""
+
+import json
+import threading
+import time
+
+import av
+import pytest
+from helpers import OBJECTS, BlobDetector, clip_with_detections
+
+from streamer.config import OutputConfig, SourceConfig, load_config
+from streamer.errors import ConfigError
+from streamer.pipeline import Pipeline
+from streamer.protocols import Sink
+
+
+class StallingSink(Sink):
+    """Stalls the consumer thread once, at one frame (a slow disk, a blocked stdout, a
+    GC pause), and records what it heard."""
+
+    def __init__(self, at: int, seconds: float) -> None:
+        self.at, self.seconds = at, seconds
+        self.frames: list[int] = []
+        self.statuses: list[tuple[str, str]] = []
+        self.closed = False
+
+    def write(self, frame, tracks, events) -> None:
+        if frame.index == self.at:
+            time.sleep(self.seconds)
+        self.frames.append(frame.index)
+
+    def source_changed(self, status) -> None:
+        self.statuses.append((status.source_id, status.state))
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def run_with_timeout(pipeline: Pipeline, seconds: float) -> dict:
+    result: dict = {}
+
+    def target():
+        try:
+            result["summary"] = pipeline.run()
+        except BaseException as exc:  # noqa: BLE001  (handed to the test)
+            result["error"] = exc
+
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    thread.join(seconds)
+    result["hung"] = thread.is_alive()
+    if result["hung"]:
+        pipeline.stop()
+    return result
+
+
+# At frame 22 the 18 items left (17 frames and the source's end) fill the hand-off queue
+# (2 x batch + 2) exactly while the consumer stalls: the runner of before lost its end
+# marker there and looped for ever.
+@pytest.mark.parametrize("at", [0, 21, 22, 23, 39])
+def test_a_stalled_consumer_never_hangs_the_run(at, tmp_path, monkeypatch):
+    """The consumer stalls for 1.5 s at one frame of a 40-frame clip (default batch): the
+    workers end meanwhile, and the run still ends with every frame processed."""
+    path, det, _ = clip_with_detections(tmp_path, OBJECTS, 40)
+    sink = StallingSink(at, 1.5)
+    monkeypatch.setattr(OutputConfig, "shared_sinks", lambda self: [sink])
+    cfg = load_config(None, {"source": {"uri": str(path)}, "progress": False,
+                             "detector": {"name": "mot", "detections": str(det)}})
+    result = run_with_timeout(Pipeline(cfg), 20)
+    assert not result["hung"], "the run did not end after the workers did"
+    assert "error" not in result, result.get("error")
+    assert result["summary"].frames == 40 and sink.frames == list(range(40)) and sink.closed
+
+
+# A live test source paced to real time: a red box crossing a grey scene at 40 px/s.
+MOVING_BOX = ("lavfi:color=c=gray:size=320x240:rate=25[bg];color=c=red:size=40x60:rate=25[box];"
+              "[bg][box]overlay=x='mod(10+40*t,270)':y=40")
+
+
+def test_sources_added_and_removed_while_running(tmp_path, monkeypatch):
+    """A service-style run: a second source joins the running pipeline and the first is
+    removed; each source's tracks end, its outputs are whole files, every sink hears of
+    the removal, and the run ends on stop()."""
+    b, _, _ = clip_with_detections(tmp_path, OBJECTS, 30, name="b.mp4")
+    events = tmp_path / "events.jsonl"
+    cfg = load_config(None, {
+        "source": {"uri": MOVING_BOX, "id": "a"}, "progress": False,
+        "detector": {"name": "yolo", "batch": 2}, "tracker": {"name": "sort", "params": {"max_age": 3}},
+        "output": {"video": str(tmp_path / "{source_id}.mp4"), "events": str(events)},
+    })
+    sink = StallingSink(-1, 0)
+    shared = OutputConfig.shared_sinks
+    monkeypatch.setattr(OutputConfig, "shared_sinks", lambda self: [*shared(self), sink])
+    pipeline = Pipeline(cfg, detector=BlobDetector(), until_stopped=True)
+    thread = threading.Thread(target=pipeline.run, daemon=True)
+    thread.start()
+    wait_for(lambda: pipeline.streams["a"].summary.frames >= 20)
+    assert pipeline.add_source(SourceConfig(uri=str(b), id="b")) == "b"
+    with pytest.raises(ConfigError, match="id 'b' is used twice"):
+        pipeline.add_source(SourceConfig(uri=str(b), id="b"))
+    wait_for(lambda: pipeline.streams["b"].processor is not None and pipeline.streams["b"].processor.ended)
+    pipeline.remove_source("a")
+    wait_for(lambda: pipeline.streams["a"].processor.ended)
+    assert pipeline.active() == []
+    with pytest.raises(ConfigError, match="no source 'a'"):
+        pipeline.remove_source("a")
+    assert thread.is_alive()  # a service waits for sources to come
+    pipeline.stop()
+    thread.join(20)
+    assert not thread.is_alive()
+    summary = pipeline.summary
+    assert summary.sources["b"].frames == 30 and summary.sources["a"].frames >= 20
+    assert ("a", "removed") in sink.statuses and ("b", "removed") not in sink.statuses
+    for sid in "ab":
+        with av.open(str(tmp_path / f"{sid}.mp4")) as c:
+            assert sum(1 for _ in c.decode(video=0)) == summary.sources[sid].frames
+        lines = [json.loads(x) for x in events.read_text().splitlines()]
+        started = sorted(e["track_id"] for e in lines if e["source_id"] == sid and e["type"] == "track_started")
+        ended = sorted(e["track_id"] for e in lines if e["source_id"] == sid and e["type"] == "track_ended")
+        assert started and started == ended
+
+
+def wait_for(condition, seconds: float = 20.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.02)
