@@ -225,8 +225,7 @@ class Pipeline:
 
     def _check_outputs(self, sources: int) -> None:
         out = self.config.output
-        for name in ("video", "mot"):
-            path = getattr(out, name)
+        for name, path in (("video", out.video), ("mot", out.mot)):
             if sources > 1 and path and not per_source(path):
                 raise ConfigError(
                     f"output.{name}: with several sources put {{source_id}} in the path "
