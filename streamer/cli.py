@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, get_args
 
 from streamer.config import DETECTOR_VARIANTS, TRACKER_VARIANTS, SourceConfig, names
-from streamer.live import HWACCELS  # TODO decode
+from streamer.decode import HWACCELS
 from streamer.errors import ConfigError, StreamerError
 
 log = logging.getLogger("streamer")

@@ -15,7 +15,7 @@ from typing import Annotated, Any, ClassVar, Literal, Union
 import yaml
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, TypeAdapter, ValidationError, model_validator
 
-from streamer.live import HWACCELS  # TODO decode
+from streamer.decode import HWACCELS
 from streamer.errors import ConfigError
 from streamer.protocols import Detector, Sink, Tracker
 from streamer.urls import redact

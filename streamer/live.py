@@ -31,27 +31,27 @@ import socket
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from fractions import Fraction
 from typing import Any
 from urllib.parse import urlsplit
 
 import av
 
+from streamer.decode import HWACCELS, HW_FAILURES, decode, open_container, reason
 from streamer.errors import SourceError
-from streamer.sampling import Sampler
+from streamer.protocols import Sampling
 from streamer.types import Frame, SourceStatus
 from streamer.urls import redact
 
 log = logging.getLogger(__name__)
 
-__all__ = ["HWACCELS", "LiveSource", "SourceStatus", "StreamSpec", "open_container", "parse_uri"]
+__all__ = [
+    "HWACCELS", "HW_FAILURES", "LiveSource", "Reconnect", "SourceStatus", "StreamSpec", "open_container", "parse_uri",
+]
 
 STREAM_SCHEMES = ("rtsp://", "rtsps://", "rtmp://", "rtmps://", "srt://", "udp://", "tcp://", "rtp://")
 HTTP_SCHEMES = ("http://", "https://")
-HWACCELS = ("auto", "none", "cuda", "vaapi", "qsv", "videotoolbox")
-# What `auto` tries, in order, on each platform.
-_AUTO = {"linux": ("cuda", "vaapi", "qsv"), "darwin": ("videotoolbox",), "win32": ("cuda", "d3d11va", "qsv")}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -103,51 +103,9 @@ def parse_uri(uri: str, transport: str = "tcp", options: dict[str, str] | None =
     return None
 
 
-_hw_failed: set[str] = set()  # device types that could not be opened in this process
-_hw_lock = threading.Lock()
-
-
-def open_container(url: str, label: str, *, format: str | None = None, options: dict[str, str] | None = None,
-                   timeout: float | tuple[float, float] | None = None, hwaccel: str = "none") -> Any:
-    """``av.open`` for reading, with hardware decoding when asked and available.
-
-    A device that cannot be used is tried once per process; the source then decodes in
-    software after one warning (``auto``: one info line).
-    """
-    kwargs: dict[str, Any] = {"format": format, "options": dict(options or {}), "timeout": timeout}
-    if hwaccel not in HWACCELS:
-        raise SourceError(f"decode.hwaccel: must be one of {', '.join(HWACCELS)}, got {hwaccel!r}")
-    devices: tuple[str, ...] = ()
-    if hwaccel == "auto":
-        devices = _AUTO.get(sys.platform, ())
-    elif hwaccel != "none":
-        devices = (hwaccel,)
-    from av.codec.hwaccel import HWAccel, hwdevices_available
-
-    compiled = set(hwdevices_available())
-    for device in devices:
-        with _hw_lock:
-            if device in _hw_failed:
-                continue
-        if device not in compiled:
-            why = f"this PyAV/FFmpeg build has no {device} support (it has: {', '.join(sorted(compiled)) or 'none'})"
-        else:
-            try:
-                container = av.open(url, hwaccel=HWAccel(device_type=device, allow_software_fallback=True), **kwargs)
-                log.debug("%s: decoding on %s", label, device)
-                return container
-            except av.error.FFmpegError as exc:
-                why = f"the {device} device could not be opened ({_reason(exc)})"
-        with _hw_lock:
-            first = device not in _hw_failed
-            _hw_failed.add(device)
-        if first:
-            level = logging.INFO if hwaccel == "auto" else logging.WARNING
-            log.log(level, "decode.hwaccel %s: %s; decoding in software", device, why)
-    return av.open(url, **kwargs)
-
-
-_TCP_PORTS: dict[str, int] = {"rtsp://": 554, "rtsps://": 322, "rtmp://": 1935, "rtmps://": 443, "http://": 80, "https://": 443}
+_TCP_PORTS: dict[str, int] = {
+    "rtsp://": 554, "rtsps://": 322, "rtmp://": 1935, "rtmps://": 443, "http://": 80, "https://": 443,
+}
 
 
 def _listening(address: tuple[str, int]) -> bool:
@@ -156,14 +114,6 @@ def _listening(address: tuple[str, int]) -> bool:
         return True
     except OSError:
         return False
-
-
-def _reason(exc: BaseException) -> str:
-    # strerror, not str(exc): FFmpeg errors quote the URL, credentials included.
-    reason = getattr(exc, "strerror", None)
-    if not reason:
-        reason = type(exc).__name__ if isinstance(exc, av.error.FFmpegError) else str(exc)
-    return reason
 
 
 class _CaptureClock:
@@ -267,98 +217,131 @@ class LiveSource:
             raise SourceError(f"{self.label}: has no video stream")
         return container
 
-    def frames(self, sampler: Sampler, stop: threading.Event | None = None) -> Iterator[Frame | SourceStatus]:
+    def frames(self, sampler: Sampling, stop: threading.Event | None = None) -> Iterator[Frame | SourceStatus]:
         """Frames the sampler keeps, with :class:`SourceStatus` items where the source
         went down and came back; ends when ``stop`` is set, when a generated source ends,
         or (raising SourceError) after ``reconnect.attempts`` failed attempts in a row."""
         stop = stop or threading.Event()
-        index = 0
-        last_pts = Fraction(0)
-        last_wall: float | None = None
-        failures = 0
-        down_since: float | None = None
-        reason = ""
+        timeline = _LiveTimeline(self.realtime, stop)
+        outage = _Outage()
+        while not stop.is_set():
+            container = yield from self._connect(timeline, outage, stop)
+            if container is None:
+                return
+            why = yield from self._play(container, sampler, timeline, stop)
+            if why is None or stop.is_set():
+                return
+            outage.since = time.time()
+            log.warning("%s: %s; reconnecting", self.label, why)
+            yield SourceStatus(self.id, "down", timeline.index, timeline.last_pts, outage.since, why)
+
+    def _connect(self, timeline: _LiveTimeline, outage: _Outage,
+                 stop: threading.Event) -> Generator[SourceStatus, None, Any]:
+        """Opens the stream, retrying with backoff; yields ``down`` at the first failure
+        and ``up`` once connected after an outage; returns the container (None: stopped)."""
         while not stop.is_set():
             try:
                 container = self._open()
             except (av.error.FFmpegError, SourceError, OSError) as exc:
-                if isinstance(exc, SourceError):
-                    reason = exc.args[0]
-                elif isinstance(exc, av.error.ExitError):
-                    reason = f"cannot connect: no answer within {self.timeout:g}s"
-                else:
-                    reason = f"cannot connect: {_reason(exc)}"
-                failures += 1
-                if down_since is None:
-                    down_since = time.time()
-                    yield SourceStatus(self.id, "down", index, last_pts, down_since, reason)
-                if self.reconnect.attempts is not None and failures > self.reconnect.attempts:
+                why = self._why_not_connected(exc)
+                outage.failures += 1
+                if outage.since is None:
+                    outage.since = time.time()
+                    yield SourceStatus(self.id, "down", timeline.index, timeline.last_pts, outage.since, why)
+                if self.reconnect.attempts is not None and outage.failures > self.reconnect.attempts:
                     raise SourceError(
-                        f"{self.label}: gave up after {failures} failed connection attempt(s) ({reason}); "
+                        f"{self.label}: gave up after {outage.failures} failed connection attempt(s) ({why}); "
                         f"check the address and that the camera is on, or raise source.reconnect.attempts"
                     ) from None
-                wait = self.reconnect.delay(failures)
-                log.warning("%s: %s; retrying in %.1fs (attempt %d)", self.label, reason, wait, failures + 1)
+                wait = self.reconnect.delay(outage.failures)
+                log.warning("%s: %s; retrying in %.1fs (attempt %d)", self.label, why, wait, outage.failures + 1)
                 self._wait(wait, stop)
                 continue
             stream = container.streams.video[0]
             stream.thread_type = "AUTO"
-            rate = stream.average_rate or stream.guessed_rate or Fraction(30)
-            self.fps = Fraction(rate)
-            if down_since is not None:
-                up = time.time()
-                log.info("%s: connected again after %.1fs (%d attempt(s))", self.label, up - down_since, failures + 1)
-                yield SourceStatus(self.id, "up", index, last_pts, up, downtime=up - down_since, attempts=failures + 1)
-                down_since = None
-            failures = 0
-            # The timeline continues across the gap, by the wall clock.
-            base = last_pts if last_wall is None else last_pts + Fraction(round((time.time() - last_wall) * 1000), 1000)
-            first: Fraction | None = None
-            clock = _CaptureClock()
-            paced_from = time.monotonic()
-            step = 1 / self.fps
-            ended = False
-            try:
-                for packet in container.demux(stream):
-                    if stop.is_set():
-                        return
-                    try:
-                        decoded = packet.decode()
-                    except av.error.FFmpegError as exc:  # one damaged packet: keep going
-                        log.debug("%s: packet dropped (%s)", self.label, _reason(exc))
-                        continue
-                    for frame in decoded:
-                        if frame.pts is not None and stream.time_base is not None:
-                            t = Fraction(frame.pts) * stream.time_base
-                            first = t if first is None else first
-                            pts = base + (t - first)
-                        else:
-                            pts = last_pts + step
-                        if index and pts <= last_pts:  # never step back (a camera's clock reset)
-                            pts = last_pts + step
-                        if self.realtime:
-                            ahead = float(pts - base) - (time.monotonic() - paced_from)
-                            if ahead > 0 and stop.wait(ahead):
-                                return
-                        last_wall = time.time()
-                        captured = clock.captured(float(pts - base), last_wall)
-                        last_pts = pts
-                        if sampler.keep(index, pts):
-                            image = frame.to_ndarray(format="rgb24")
-                            yield Frame(self.id, index, pts, image, captured, sampler.detect())
-                        index += 1
-                ended = True
-                reason = "the stream ended"
-            except av.error.ExitError:  # PyAV's read timeout interrupted FFmpeg
-                reason = f"no data for {self.timeout:g}s"
-            except av.error.FFmpegError as exc:
-                reason = f"stream lost: {_reason(exc)}"
-            finally:
-                container.close()
-            if ended and self.spec.format == "lavfi":
-                return  # a generated source with a duration: finished
-            if stop.is_set():
-                return
-            down_since = time.time()
-            log.warning("%s: %s; reconnecting", self.label, reason)
-            yield SourceStatus(self.id, "down", index, last_pts, down_since, reason)
+            self.fps = Fraction(stream.average_rate or stream.guessed_rate or Fraction(30))
+            if outage.since is not None:
+                up, attempts = time.time(), outage.failures + 1
+                log.info("%s: connected again after %.1fs (%d attempt(s))", self.label, up - outage.since, attempts)
+                yield SourceStatus(self.id, "up", timeline.index, timeline.last_pts, up, downtime=up - outage.since,
+                                   attempts=attempts)
+            outage.since, outage.failures = None, 0
+            return container
+        return None
+
+    def _why_not_connected(self, exc: BaseException) -> str:
+        if isinstance(exc, SourceError):
+            return exc.args[0]
+        if isinstance(exc, av.error.ExitError):
+            return f"cannot connect: no answer within {self.timeout:g}s"
+        return f"cannot connect: {reason(exc)}"
+
+    def _play(self, container: Any, sampler: Sampling, timeline: _LiveTimeline,
+              stop: threading.Event) -> Generator[Frame, None, str | None]:
+        """Decodes one connection; returns why it stopped delivering (None: a generated
+        source that finished)."""
+        stream = container.streams.video[0]
+        timeline.connect(stream.time_base, 1 / self.fps)
+        ended = False
+        try:
+            yield from decode(container, stream, self.id, sampler, timeline, stop, self._bad_packet)
+            ended, why = True, "the stream ended"
+        except av.error.ExitError:  # PyAV's read timeout interrupted FFmpeg
+            why = f"no data for {self.timeout:g}s"
+        except av.error.FFmpegError as exc:
+            why = f"stream lost: {reason(exc)}"
+        finally:
+            container.close()
+        return None if ended and self.spec.format == "lavfi" else why
+
+    def _bad_packet(self, exc: av.error.FFmpegError) -> None:
+        log.debug("%s: packet dropped (%s)", self.label, reason(exc))
+
+
+@dataclasses.dataclass
+class _Outage:
+    """Since when a live source is down (None: it is up) and its failed attempts in a row."""
+
+    since: float | None = None
+    failures: int = 0
+
+
+class _LiveTimeline:
+    """A live source's timeline: pts continue across reconnects (the gap measured on
+    the wall clock) and never step back; frames may be paced to their pts; capture
+    times come from the stream's own clock (:class:`_CaptureClock`)."""
+
+    def __init__(self, realtime: bool, stop: threading.Event) -> None:
+        self.realtime = realtime
+        self.stop = stop
+        self.index = 0
+        self.last_pts = Fraction(0)
+        self.last_wall: float | None = None
+        self.connect(None, Fraction(1, 30))
+
+    def connect(self, time_base: Fraction | None, step: Fraction) -> None:
+        """A new connection: its timestamps start anew, after the gap."""
+        self.time_base, self.step = time_base, step
+        gap = Fraction(round((time.time() - self.last_wall) * 1000), 1000) if self.last_wall is not None else 0
+        self.base = self.last_pts + gap
+        self.first: Fraction | None = None
+        self.clock = _CaptureClock()
+        self.paced_from = time.monotonic()
+
+    def place(self, frame: av.VideoFrame) -> tuple[Fraction, float] | None:
+        if frame.pts is not None and self.time_base is not None:
+            t = Fraction(frame.pts) * self.time_base
+            self.first = t if self.first is None else self.first
+            pts = self.base + (t - self.first)
+        else:
+            pts = self.last_pts + self.step
+        if self.index and pts <= self.last_pts:  # never step back (a camera's clock reset)
+            pts = self.last_pts + self.step
+        if self.realtime:
+            ahead = float(pts - self.base) - (time.monotonic() - self.paced_from)
+            if ahead > 0 and self.stop.wait(ahead):
+                return None
+        self.last_wall = time.time()
+        captured = self.clock.captured(float(pts - self.base), self.last_wall)
+        self.last_pts = pts
+        return pts, captured

@@ -31,12 +31,10 @@ class Sampler:
         self.period = None if target_fps is None else 1 / Fraction(target_fps).limit_denominator(1001000)
         self.detect_every = detect_every
         self.kept = 0
-        self.seen = 0
         self._next: Fraction | None = None
 
     def keep(self, index: int, pts: Fraction) -> bool:
         """Whether decoded frame ``index`` with ``pts`` (seconds) is processed."""
-        self.seen += 1
         if self.period is None:
             ok = index % self.every == 0
         else:

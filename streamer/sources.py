@@ -21,10 +21,11 @@ import av
 import cv2
 import numpy as np
 
+from streamer.decode import FileTimeline, decode, open_container, reason
 from streamer.errors import SourceError
-from streamer.live import LiveSource, Reconnect, _reason, open_container, parse_uri
+from streamer.live import LiveSource, Reconnect, parse_uri
 from streamer.mot import read_seqinfo
-from streamer.sampling import Sampler
+from streamer.protocols import Sampling
 from streamer.types import Frame
 from streamer.urls import redact
 
@@ -42,7 +43,6 @@ class VideoSource:
         id: Source id used in frames and events.
         fps: Average frame rate as an exact Fraction.
         total_frames: Frames the container declares (None when unknown).
-        size: ``(height, width)``.
     """
 
     live = False
@@ -61,7 +61,7 @@ class VideoSource:
                 format=spec.format if spec else None, options=spec.options if spec else None,
             )
         except av.error.FFmpegError as exc:
-            raise SourceError(f"{self.label}: cannot be opened as a video ({_reason(exc)})") from None
+            raise SourceError(f"{self.label}: cannot be opened as a video ({reason(exc)})") from None
         if not self._container.streams.video:
             self._container.close()
             raise SourceError(f"{self.label}: has no video stream")
@@ -78,45 +78,27 @@ class VideoSource:
             self.duration = Fraction(self._container.duration, av.time_base)
         else:
             self.duration = None
-        self.size = (stream.codec_context.height, stream.codec_context.width)
 
-    def frames(self, sampler: Sampler, stop: threading.Event | None = None) -> Iterator[Frame]:
+    def frames(self, sampler: Sampling, stop: threading.Event | None = None) -> Iterator[Frame]:
         """Decoded frames the sampler keeps, as RGB; raises SourceError at the end if
         packets were corrupt or the file ended before its declared length."""
-        stream = self._stream
-        time_base = stream.time_base
-        index = 0
-        errors = 0
-        first_error = ""
-        last_pts = Fraction(0)
+        timeline = FileTimeline(self._stream.time_base, self.fps)
+        errors: list[str] = []
         try:
-            for packet in self._container.demux(stream):
-                if stop is not None and stop.is_set():
-                    return
-                try:
-                    decoded = packet.decode()
-                except av.error.FFmpegError as exc:
-                    errors += 1
-                    first_error = first_error or _reason(exc)
-                    continue
-                for frame in decoded:
-                    if frame.pts is not None and time_base is not None:
-                        pts = Fraction(frame.pts) * time_base
-                    else:
-                        pts = Fraction(index) / self.fps
-                    last_pts = pts
-                    if sampler.keep(index, pts):
-                        image = frame.to_ndarray(format="rgb24")
-                        yield Frame(self.id, index, pts, image, time.time(), sampler.detect())
-                    index += 1
+            yield from decode(self._container, self._stream, self.id, sampler, timeline, stop or threading.Event(),
+                              lambda exc: errors.append(reason(exc)))
         except av.error.FFmpegError as exc:
-            errors += 1
-            first_error = first_error or _reason(exc)
+            errors.append(reason(exc))
         finally:
             self._container.close()
+        self._check_complete(errors, timeline)
+
+    def _check_complete(self, errors: list[str], timeline: FileTimeline) -> None:
+        """Raises SourceError, after every readable frame, if the file was damaged."""
+        index, last_pts = timeline.index, timeline.last_pts
         if errors:
             raise SourceError(
-                f"{self.label}: {errors} packet(s) could not be decoded ({first_error}); "
+                f"{self.label}: {len(errors)} packet(s) could not be decoded ({errors[0]}); "
                 f"the file is corrupt, {index} frames were read"
             )
         if self.total_frames and index < self.total_frames:
@@ -162,8 +144,7 @@ class ImageSequenceSource:
         rate = fps or float(info.get("framerate", 0)) or 30.0
         self.fps = Fraction(rate).limit_denominator(1001000)
         self.total_frames = len(files)
-        first = self._read(files[0])
-        self.size = first.shape[:2]
+        self._read(files[0])  # a folder of unreadable images fails now, not in the decode thread
 
     @staticmethod
     def _read(path: Path) -> np.ndarray:
@@ -172,8 +153,8 @@ class ImageSequenceSource:
             raise SourceError(f"{path}: not an image OpenCV can read")
         return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
-    def frames(self, sampler: Sampler, stop: threading.Event | None = None) -> Iterator[Frame]:
-        """Images the sampler keeps, as RGB."""
+    def frames(self, sampler: Sampling, stop: threading.Event | None = None) -> Iterator[Frame]:
+        """Images the sampler keeps, as RGB (read only when kept)."""
         for index, path in enumerate(self.files):
             if stop is not None and stop.is_set():
                 return
@@ -203,7 +184,7 @@ def open_source(uri: str, source_id: str | None = None, fps: float | None = None
             try:
                 container = open_container(spec.url, redact(uri), options=spec.options, timeout=timeout)
             except av.error.FFmpegError as exc:
-                raise SourceError(f"{redact(uri)}: cannot be opened ({_reason(exc)})") from None
+                raise SourceError(f"{redact(uri)}: cannot be opened ({reason(exc)})") from None
             if container.duration is None:
                 container.close()
                 return live_source()

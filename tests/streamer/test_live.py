@@ -118,11 +118,11 @@ def test_finite_lavfi_source_ends(tmp_path):
 
 
 def test_hwaccel_unavailable_falls_back_with_one_warning(tiny_video, caplog):
-    from streamer import live
+    from streamer.decode import HW_FAILURES
 
     path, _ = tiny_video
-    live._hw_failed.clear()
-    caplog.set_level(logging.INFO, logger="streamer.live")
+    HW_FAILURES.clear()
+    caplog.set_level(logging.INFO, logger="streamer.decode")
     soft = [f.image for f in VideoSource(str(path)).frames(Sampler())]
     import torch
 
