@@ -43,6 +43,7 @@ class VideoSource:
         id: Source id used in frames and events.
         fps: Average frame rate as an exact Fraction.
         total_frames: Frames the container declares (None when unknown).
+        size: ``(height, width)``.
     """
 
     live = False
@@ -78,6 +79,7 @@ class VideoSource:
             self.duration = Fraction(self._container.duration, av.time_base)
         else:
             self.duration = None
+        self.size = (stream.codec_context.height, stream.codec_context.width)
 
     def frames(self, sampler: Sampling, stop: threading.Event | None = None) -> Iterator[Frame]:
         """Decoded frames the sampler keeps, as RGB; raises SourceError at the end if
@@ -144,7 +146,7 @@ class ImageSequenceSource:
         rate = fps or float(info.get("framerate", 0)) or 30.0
         self.fps = Fraction(rate).limit_denominator(1001000)
         self.total_frames = len(files)
-        self._read(files[0])  # a folder of unreadable images fails now, not in the decode thread
+        self.size = self._read(files[0]).shape[:2]
 
     @staticmethod
     def _read(path: Path) -> np.ndarray:
