@@ -1,7 +1,16 @@
-"""Pure association functions: cost matrices and optimal assignment.
+"""Pure association functions: the IoU matrix with class gating, and matching.
 
-``assign(cost, threshold)`` returns ``matches (K, 2)`` as ``(row, col)`` pairs plus the
-unmatched rows and columns; pairs whose cost exceeds the threshold are never matched.
+Every tracker here gates classes the same way: :func:`iou_matrix` given the classes of
+both sides scores a pair of different classes :data:`OTHER_CLASS` (-1), an IoU that no
+threshold admits and that no solver prefers. Matching comes in the two orders the
+published trackers use, both returning ``matches (K, 2)`` as ``(row, col)`` pairs plus
+the unmatched rows and columns:
+
+- :func:`assign` (ByteTrack): pairs past the threshold are admissible, then the
+  minimum-cost matching among them;
+- :func:`assign_sort` (SORT, OC-SORT): the maximum-similarity matching first, then pairs
+  below the threshold are dropped, as the reference implementations do (their results
+  are reproduced only in this order).
 """
 
 from __future__ import annotations
@@ -10,9 +19,10 @@ import numba
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-__all__ = ["iou_matrix", "assign", "unmatched", "forbid_cross_class", "EMPTY_MATCHES"]
+__all__ = ["EMPTY_MATCHES", "OTHER_CLASS", "assign", "assign_sort", "iou_matrix", "unmatched"]
 
 EMPTY_MATCHES = np.empty((0, 2), dtype=np.intp)
+OTHER_CLASS = -1.0  # the IoU of a pair of different classes: never matched
 _BIG = 1e6
 
 
@@ -22,7 +32,7 @@ def _iou(a, b, class_a, class_b, out):
         area_a = (a[i, 2] - a[i, 0]) * (a[i, 3] - a[i, 1])
         for j in range(b.shape[0]):
             if class_a.shape[0] and class_a[i] != class_b[j]:
-                out[i, j] = 0.0
+                out[i, j] = -1.0  # OTHER_CLASS
                 continue
             w = min(a[i, 2], b[j, 2]) - max(a[i, 0], b[j, 0])
             h = min(a[i, 3], b[j, 3]) - max(a[i, 1], b[j, 1])
@@ -41,7 +51,8 @@ def iou_matrix(
 
     Returns ``(N, M)`` float64. The same arithmetic as SORT's ``iou_batch`` (union
     without clamping degenerate areas), so that its results are reproduced bit for bit.
-    With ``class_a`` ``(N,)`` and ``class_b`` ``(M,)``, pairs of different classes get 0.
+    With ``class_a`` ``(N,)`` and ``class_b`` ``(M,)``, pairs of different classes get
+    :data:`OTHER_CLASS`.
     """
     out = np.empty((len(a), len(b)))
     if class_a is None:
@@ -53,13 +64,6 @@ def iou_matrix(
     return out
 
 
-def forbid_cross_class(cost: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
-    """``cost`` with an infinite cost wherever the row's class differs from the column's."""
-    if cost.size and (rows[:, None] != cols[None, :]).any():
-        cost = np.where(rows[:, None] == cols[None, :], cost, np.inf)
-    return cost
-
-
 def assign(cost: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Minimum-cost one-to-one matching among pairs with ``cost <= threshold``.
 
@@ -67,7 +71,7 @@ def assign(cost: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray, 
     the optimal matching and the Hungarian solver is skipped.
 
     Args:
-        cost: ``(N, M)``; ``inf`` forbids a pair.
+        cost: ``(N, M)``; ``inf`` (or NaN) forbids a pair.
         threshold: Largest admissible cost.
 
     Returns:
@@ -94,3 +98,63 @@ def unmatched(matches: np.ndarray, n: int, m: int) -> tuple[np.ndarray, np.ndarr
     col_free = np.ones(m, bool)
     col_free[matches[:, 1]] = False
     return np.flatnonzero(row_free), np.flatnonzero(col_free)
+
+
+@numba.njit(cache=True)
+def _pairs_above(iou, threshold):
+    """Pairs with ``iou > threshold`` and whether they are one-to-one."""
+    n, m = iou.shape
+    rows = np.empty(n * m, np.int64)
+    cols = np.empty(n * m, np.int64)
+    row_used = np.zeros(n, np.bool_)
+    col_used = np.zeros(m, np.bool_)
+    k = 0
+    unique = True
+    for i in range(n):
+        for j in range(m):
+            if iou[i, j] > threshold:
+                rows[k] = i
+                cols[k] = j
+                k += 1
+                if row_used[i] or col_used[j]:
+                    unique = False
+                row_used[i] = True
+                col_used[j] = True
+    return rows[:k], cols[:k], unique
+
+
+def assign_sort(
+    iou: np.ndarray, threshold: float, bonus: np.ndarray | None = None, fast_path: bool = True
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """SORT's matching, exactly: the assignment maximizing ``iou + bonus`` first, then
+    the pairs with ``iou < threshold`` dropped.
+
+    With ``fast_path``, when the pairs with ``iou > threshold`` are already one-to-one
+    they are the result and the solver is skipped (the reference's shortcut, which can
+    keep a pair the full solver would trade away).
+
+    Args:
+        iou: ``(N, M)`` similarities (detections by tracks in SORT).
+        threshold: Smallest IoU of a kept pair.
+        bonus: ``(N, M)`` added to ``iou`` for the solver only (OC-SORT's momentum term).
+
+    Returns:
+        ``matches (K, 2)`` sorted by row; the unmatched rows in the reference's order
+        (first those never assigned, then those dropped: new tracks are born in this
+        order); the unmatched columns, sorted.
+    """
+    n, m = iou.shape
+    if n == 0 or m == 0:
+        return EMPTY_MATCHES, np.arange(n), np.arange(m)
+    rows, cols, unique = _pairs_above(iou, threshold)
+    if not len(rows):  # nothing above the threshold: nothing can pass it
+        return EMPTY_MATCHES, np.arange(n), np.arange(m)
+    if fast_path and unique:
+        matches = np.stack([rows, cols], axis=1)
+        return (matches, *unmatched(matches, n, m))
+    rows, cols = linear_sum_assignment(-(iou if bonus is None else iou + bonus))
+    good = iou[rows, cols] >= threshold
+    matches = np.stack([rows[good], cols[good]], axis=1)
+    never = np.ones(n, bool)
+    never[rows] = False
+    return matches, np.concatenate([np.flatnonzero(never), rows[~good]]), unmatched(matches, n, m)[1]

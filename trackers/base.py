@@ -1,38 +1,14 @@
-"""The tracker protocol and box conversions shared by the trackers."""
+"""Box conversions shared by the trackers, and the tracker protocol (defined with the
+other stage protocols in :mod:`streamer.protocols`)."""
 
 from __future__ import annotations
-
-from typing import Protocol, runtime_checkable
 
 import numba
 import numpy as np
 
-from streamer.types import Detections
+from streamer.protocols import Tracker
 
 __all__ = ["Tracker", "xyxy_to_xysr", "xysr_to_xyxy", "xyxy_to_xyah", "xyah_to_xyxy"]
-
-
-@runtime_checkable
-class Tracker(Protocol):
-    """Assigns persistent ids to detections, one frame at a time.
-
-    ``update`` is called on every frame the detector ran on, with zero boxes or more;
-    ``period`` is the number of frames since the previous call (the detection interval),
-    so predictions and ages stay right. It returns the input rows that belong to
-    confirmed tracks, with ``tracker_id`` filled and the tracker's own box in
-    ``data["track_xyxy"]``. ``predict(steps)`` gives the same tracks moved ``steps``
-    frames ahead without changing any state (for frames the detector skipped).
-    ``alive_ids`` are the ids of every track the tracker still holds, reported or not.
-    """
-
-    @property
-    def alive_ids(self) -> np.ndarray: ...
-
-    def update(self, detections: Detections, *, period: int = 1) -> Detections: ...
-
-    def predict(self, steps: int) -> Detections: ...
-
-    def reset(self) -> None: ...
 
 
 @numba.njit(cache=True)

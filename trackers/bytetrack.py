@@ -12,15 +12,17 @@ import numpy as np
 
 from streamer.types import Detections
 from trackers import kalman
-from trackers.association import assign, forbid_cross_class, iou_matrix
+from trackers.association import assign, iou_matrix
 from trackers.base import xyah_to_xyxy, xyxy_to_xyah
+from trackers.core import CLASS, TrackTable
 
 __all__ = ["ByteTrack"]
 
 _W_POS = 1.0 / 20.0
 _W_VEL = 1.0 / 160.0
 _TRACKED, _LOST = 1, 2
-_ID, _CLASS, _STATE, _ACTIVE, _END, _START = range(6)
+# Columns of the integer state after the id and class.
+_STATE, _ACTIVE, _END, _START = range(2, 6)
 
 
 def _stds(h: np.ndarray, pos: float, ratio: float, scale_pos: float = 1.0) -> np.ndarray:
@@ -31,7 +33,7 @@ def _stds(h: np.ndarray, pos: float, ratio: float, scale_pos: float = 1.0) -> np
     return s
 
 
-class ByteTrack:
+class ByteTrack(TrackTable):
     """ByteTrack with ultralytics' default thresholds.
 
     Args:
@@ -44,6 +46,8 @@ class ByteTrack:
         frame_rate: Frames per second of the source.
         class_aware: Never match a detection to a track of another class.
     """
+
+    columns = 6
 
     def __init__(
         self,
@@ -66,36 +70,29 @@ class ByteTrack:
         self.new_track_thresh = new_track_thresh
         self.match_thresh = match_thresh
         self.fuse_score = fuse_score
-        self.class_aware = class_aware
         self.max_time_lost = int(frame_rate / 30.0 * track_buffer)
-        self.reset()
+        super().__init__(class_aware)
 
     def reset(self) -> None:
-        """Forget every track; ids start again at 1."""
-        self._next_id = 1
+        super().reset()
         self.frame_id = 0
-        self._kf = np.empty((5, 0, 4))
-        self._int = np.empty((0, 6), np.int64)
-        self._score = np.empty(0, np.float32)
 
-    def __len__(self) -> int:
-        return len(self._int)
+    def _move(self, kf: np.ndarray, steps: int) -> None:
+        for _ in range(steps):
+            h = kf[0, :, 3].copy()
+            kalman.predict(kf, _stds(h, _W_POS, 1e-2) ** 2, _stds(h, _W_VEL, 1e-5) ** 2)
 
-    @property
-    def alive_ids(self) -> np.ndarray:
-        """Ids of every track still held, reported or not; a track has ended when its
-        id leaves this set."""
-        return self._int[:, _ID].copy()
+    def _boxes(self, state: np.ndarray) -> np.ndarray:
+        return xyah_to_xyxy(state)
 
     def _cost(self, rows: np.ndarray, dets: Detections, det_rows: np.ndarray, fuse: bool) -> np.ndarray:
-        boxes = xyah_to_xyxy(self._kf[0, rows])
-        sim = iou_matrix(boxes, dets.xyxy[det_rows].astype(np.float64))
+        """``1 - IoU`` (times the score with ``fuse``) of tracks ``rows`` and boxes
+        ``det_rows``; pairs of other classes cost at least 1, past every threshold here."""
+        sim = self._iou(xyah_to_xyxy(self._kf[0, rows]), dets.xyxy[det_rows].astype(np.float64),
+                        self._int[rows, CLASS], dets.class_id[det_rows])
         if fuse:
             sim = sim * dets.confidence[det_rows][None, :]
-        cost = 1.0 - sim
-        if self.class_aware:
-            cost = forbid_cross_class(cost, self._int[rows, _CLASS], dets.class_id[det_rows])
-        return cost
+        return 1.0 - sim
 
     def _update_tracks(self, rows: np.ndarray, dets: Detections, det_rows: np.ndarray) -> None:
         if not len(rows):
@@ -106,18 +103,16 @@ class ByteTrack:
         ints[rows, _STATE] = _TRACKED
         ints[rows, _ACTIVE] = 1
         ints[rows, _END] = self.frame_id
-        ints[rows, _CLASS] = dets.class_id[det_rows]
+        ints[rows, CLASS] = dets.class_id[det_rows]
         self._score[rows] = dets.confidence[det_rows]
 
     def update(self, detections: Detections, *, period: int = 1) -> Detections:
         """Advance all tracks by ``period`` frames and match them to ``detections``."""
         self.frame_id += period
-        kf, ints = self._kf, self._int
+        ints = self._int
         # Lost tracks stop growing or shrinking (as ByteTrack does).
-        kf[1, ints[:, _STATE] != _TRACKED, 3] = 0.0
-        for _ in range(period):
-            h = kf[0, :, 3].copy()
-            kalman.predict(kf, _stds(h, _W_POS, 1e-2) ** 2, _stds(h, _W_VEL, 1e-5) ** 2)
+        self._kf[1, ints[:, _STATE] != _TRACKED, 3] = 0.0
+        self._move(self._kf, period)
 
         conf = detections.confidence
         high = np.flatnonzero(conf >= self.track_high_thresh)
@@ -154,31 +149,21 @@ class ByteTrack:
         new = high[u_high]
         new = new[conf[new] >= self.new_track_thresh]
         if len(new):
-            n = len(new)
             z = xyxy_to_xyah(detections.xyxy[new].astype(np.float64))
             h = z[:, 3]
             born = kalman.initiate(z, _stds(h, _W_POS, 1e-2, 2.0) ** 2, _stds(h, _W_VEL, 1e-5, 10.0) ** 2)
-            new_ints = np.zeros((n, 6), np.int64)
-            new_ints[:, _ID] = np.arange(self._next_id, self._next_id + n)
-            new_ints[:, _CLASS] = detections.class_id[new]
-            new_ints[:, _STATE] = _TRACKED
-            new_ints[:, _ACTIVE] = self.frame_id == period  # the first frame confirms at once
-            new_ints[:, _END] = self.frame_id
-            new_ints[:, _START] = self.frame_id
-            self._next_id += n
-            kf = self._kf = np.concatenate([self._kf, born], axis=1)
-            ints = self._int = np.concatenate([ints, new_ints])
-            self._score = np.concatenate([self._score, conf[new]])
+            rows = self._add(born, detections.class_id[new], conf[new])
+            ints = self._int
+            ints[rows, _STATE] = _TRACKED
+            ints[rows, _ACTIVE] = self.frame_id == period  # the first frame confirms at once
+            ints[rows, _END] = self.frame_id
+            ints[rows, _START] = self.frame_id
             det_of_track = np.concatenate([det_of_track, new])
-            keep = np.concatenate([keep, np.ones(n, bool)])
+            keep = np.concatenate([keep, np.ones(len(new), bool)])
 
         keep &= self._duplicates_kept()
-        tracked = keep & (ints[:, _STATE] == _TRACKED)
-        out = np.flatnonzero(tracked & (ints[:, _ACTIVE] == 1))
-        result = detections.take(
-            det_of_track[out], ints[out, _ID], track_xyxy=xyah_to_xyxy(kf[0, out]).astype(np.float32)
-        )
-        self._kf, self._int, self._score = kf[:, keep], ints[keep], self._score[keep]
+        result = self._report(detections, det_of_track, keep & (ints[:, _STATE] == _TRACKED) & (ints[:, _ACTIVE] == 1))
+        self._keep(keep)
         return result
 
     def _duplicates_kept(self) -> np.ndarray:
@@ -196,14 +181,3 @@ class ByteTrack:
         keep[lost[q[older]]] = False
         keep[tracked[p[~older]]] = False
         return keep
-
-    def predict(self, steps: int) -> Detections:
-        """The tracks reported by the last ``update``, moved ``steps`` frames ahead."""
-        rows = np.flatnonzero(
-            (self._int[:, _STATE] == _TRACKED) & (self._int[:, _ACTIVE] == 1)
-        )
-        xyxy = xyah_to_xyxy(self._kf[0, rows] + steps * self._kf[1, rows])
-        return Detections(
-            xyxy, self._score[rows], self._int[rows, _CLASS], self._int[rows, _ID],
-            {"track_xyxy": xyxy.astype(np.float32)},
-        )

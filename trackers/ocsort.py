@@ -20,27 +20,18 @@ from __future__ import annotations
 
 import numba
 import numpy as np
-from scipy.optimize import linear_sum_assignment
 
 from streamer.types import Detections
 from trackers import kalman
-from trackers.association import EMPTY_MATCHES, iou_matrix, unmatched
+from trackers.association import assign_sort
 from trackers.base import xysr_to_xyxy, xyxy_to_xysr
-from trackers.sort import _P0_POS, _P0_VEL, _Q_POS, _Q_VEL, _R, _pairs_above, _stop_shrinking
+from trackers.core import CLASS, SortModel, TrackTable, stop_shrinking
 
 __all__ = ["OcSort"]
 
-_ID, _CLASS, _HITS, _STREAK, _SINCE, _AGE, _OBSERVED, _HAS_OBS, _CONFIRMED = range(9)
-# SORT's noise as the 2-D arrays the compiled kernels take.
-_Q_POS2, _Q_VEL2, _R2 = _Q_POS[None], _Q_VEL[None], _R[None]
+# Columns of the integer state after the id and class.
+_HITS, _STREAK, _SINCE, _AGE, _OBSERVED, _HAS_OBS, _CONFIRMED = range(2, 9)
 _NEVER = -(10**9)
-
-
-def _predict_sort(kf: np.ndarray, steps: int) -> None:
-    """SORT's prediction of ``kf`` ``(5, N, 4)``, ``steps`` frames, in place."""
-    for _ in range(steps):
-        _stop_shrinking(kf)
-        kalman.predict(kf, _Q_POS, _Q_VEL)
 
 
 @numba.njit(cache=True)
@@ -72,7 +63,8 @@ def _momentum_cost(prev, boxes, vel, valid, scores, inertia):
         if not valid[j]:
             continue
         for i in range(n):
-            dy, dx = _direction(prev[j, 0], prev[j, 1], prev[j, 2], prev[j, 3], boxes[i, 0], boxes[i, 1], boxes[i, 2], boxes[i, 3])
+            a, b = prev[j], boxes[i]
+            dy, dx = _direction(a[0], a[1], a[2], a[3], b[0], b[1], b[2], b[3])
             cos = min(1.0, max(-1.0, vel[j, 0] * dy + vel[j, 1] * dx))
             out[i, j] = (np.pi / 2.0 - abs(np.arccos(cos))) / np.pi * inertia * scores[i]
     return out
@@ -112,12 +104,12 @@ def _virtual_path(kf, z_old, z_new, gap, q_pos, q_vel, r):
         z[0, 1] = z_old[1] + f * (z_new[1] - z_old[1])
         z[0, 2] = w * h
         z[0, 3] = w / h
-        _stop_shrinking(kf)
+        stop_shrinking(kf)
         kalman._predict(kf, q_pos, q_vel)
         kalman._update(kf, row, z, r)
 
 
-class OcSort:
+class OcSort(TrackTable):
     """Observation-centric SORT.
 
     Args:
@@ -133,6 +125,12 @@ class OcSort:
             reported whenever it is matched (as ByteTrack does); the original, like SORT,
             hides it again until a new streak of ``min_hits``.
     """
+
+    columns = 9
+    # Beside the core arrays: the filter right after the last observation, the last
+    # observed box, observations by age % (delta_t + 1) and their ages, and the direction
+    # (dy, dx) of motion.
+    extras = (("_saved", 1), ("_last", 0), ("_ring", 0), ("_ring_age", 0), ("_vel", 0))
 
     def __init__(
         self,
@@ -157,39 +155,24 @@ class OcSort:
         self.iou_threshold = iou_threshold
         self.delta_t = delta_t
         self.inertia = inertia
-        self.class_aware = class_aware
         self.persistent = persistent
-        self.reset()
+        super().__init__(class_aware)
 
     def reset(self) -> None:
-        """Forget every track; ids start again at 1."""
-        self._next_id = 1
+        super().reset()
         self.frame_count = 0
         ring = self.delta_t + 1
-        self._kf = np.empty((5, 0, 4))
-        self._saved = np.empty((5, 0, 4))  # filter right after the last observation
-        self._int = np.empty((0, 9), np.int64)
-        self._last = np.empty((0, 5))  # last observation: x1, y1, x2, y2, score
-        self._ring = np.empty((0, ring, 4))  # observations by age % ring
+        self._saved = np.empty((5, 0, 4))
+        self._last = np.empty((0, 4))
+        self._ring = np.empty((0, ring, 4))
         self._ring_age = np.empty((0, ring), np.int64)
-        self._vel = np.empty((0, 2))  # direction (dy, dx) of motion
-        self._shown = np.empty(0, bool)
+        self._vel = np.empty((0, 2))
 
-    def __len__(self) -> int:
-        return len(self._int)
+    def _move(self, kf: np.ndarray, steps: int) -> None:
+        SortModel.predict(kf, steps)
 
-    @property
-    def alive_ids(self) -> np.ndarray:
-        """Ids of every track still held, reported or not; a track has ended when its
-        id leaves this set."""
-        return self._int[:, _ID].copy()
-
-    def _keep(self, mask: np.ndarray) -> None:
-        if mask.all():
-            return
-        self._kf, self._saved = self._kf[:, mask], self._saved[:, mask]
-        for name in ("_int", "_last", "_ring", "_ring_age", "_vel"):
-            setattr(self, name, getattr(self, name)[mask])
+    def _boxes(self, state: np.ndarray) -> np.ndarray:
+        return xysr_to_xyxy(state)
 
     def _previous_obs(self) -> np.ndarray:
         return _previous_obs(self._last, self._ring, self._ring_age, self._int[:, _AGE], self.delta_t)
@@ -211,10 +194,10 @@ class OcSort:
             self._reupdate(t[k], z[k])
         plain = t[~refound]
         if len(plain):
-            kalman.update(self._kf, z[~refound], _R, rows=plain)
+            kalman.update(self._kf, z[~refound], SortModel.R, rows=plain)
         self._saved[:, t] = self._kf[:, t]
-        self._last[t, :4] = boxes
-        self._last[t, 4] = scores
+        self._last[t] = boxes
+        self._score[t] = scores
         ints[t, _SINCE] = 0
         ints[t, _HITS] += 1
         ints[t, _STREAK] += 1
@@ -225,14 +208,48 @@ class OcSort:
         """ORU: rewind track ``i`` to its last observation and re-run the filter along a
         straight path (centre, width, height) to ``z_new`` over the frames it was lost."""
         kf = self._saved[:, i : i + 1].copy()
-        z_old = xyxy_to_xysr(self._last[i : i + 1, :4])[0]
-        _virtual_path(kf, z_old, z_new, int(self._int[i, _SINCE]), _Q_POS2, _Q_VEL2, _R2)
+        z_old = xyxy_to_xysr(self._last[i : i + 1])[0]
+        _virtual_path(kf, z_old, z_new, int(self._int[i, _SINCE]), SortModel.Q_POS2, SortModel.Q_VEL2, SortModel.R2)
         self._kf[:, i] = kf[:, 0]
 
     def update(self, detections: Detections, *, period: int = 1) -> Detections:
         """Advance all tracks by ``period`` frames and match them to ``detections``."""
         self.frame_count += 1
-        _predict_sort(self._kf, period)
+        predicted = self._advance(period)
+        rows = np.flatnonzero(detections.confidence > self.det_thresh)
+        boxes = detections.xyxy[rows].astype(np.float64)
+        scores = detections.confidence[rows].astype(np.float64)
+        classes = detections.class_id[rows]
+
+        # First association: IoU with the predictions plus direction agreement (OCM).
+        iou = self._iou(boxes, predicted, classes, self._int[:, CLASS])
+        matches, u_det, u_trk = self._associate(iou, boxes, scores)
+        if len(matches):
+            self._observe(matches[:, 1], boxes[matches[:, 0]], scores[matches[:, 0]])
+        det_of_track = np.full(len(self._int), -1)
+        det_of_track[matches[:, 1]] = rows[matches[:, 0]]
+
+        # Second association (OCR): what is left, by IoU with the last observations.
+        if len(u_det) and len(u_trk):
+            iou = self._iou(boxes[u_det], self._last[u_trk], classes[u_det], self._int[u_trk, CLASS])
+            m, _, _ = assign_sort(iou, self.iou_threshold, fast_path=False)
+            d, t = u_det[m[:, 0]], u_trk[m[:, 1]]
+            self._observe(t, boxes[d], scores[d])
+            det_of_track[t] = rows[d]
+            u_det, u_trk = u_det[~np.isin(u_det, d)], u_trk[~np.isin(u_trk, t)]
+        self._int[u_trk, _OBSERVED] = 0
+
+        if len(u_det):
+            self._born(boxes[u_det], scores[u_det], classes[u_det])
+            det_of_track = np.concatenate([det_of_track, rows[u_det]])
+        result = self._report(detections, det_of_track, self._ready())
+        self._keep(self._int[:, _SINCE] <= self.max_age)
+        return result
+
+    def _advance(self, period: int) -> np.ndarray:
+        """Predict every track ``period`` frames and count the frames; returns the
+        predicted boxes (tracks whose prediction broke down are dropped)."""
+        SortModel.predict(self._kf, period)
         ints = self._int
         ints[ints[:, _SINCE] > 0, _STREAK] = 0
         ints[:, _SINCE] += period
@@ -241,98 +258,41 @@ class OcSort:
         bad = np.isnan(predicted).any(axis=1)
         if bad.any():
             self._keep(~bad)
-            predicted, ints = predicted[~bad], self._int
+            predicted = predicted[~bad]
+        return predicted
 
-        rows = np.flatnonzero(detections.confidence > self.det_thresh)
-        boxes = detections.xyxy[rows].astype(np.float64)
-        scores = detections.confidence[rows].astype(np.float64)
-        classes = detections.class_id[rows]
-        other_class = (
-            classes[:, None] != ints[None, :, _CLASS] if self.class_aware else None
-        )
-
-        # First association: IoU with the predictions plus direction agreement (OCM).
-        iou = iou_matrix(boxes, predicted)
-        if other_class is not None and iou.size:
-            iou[other_class] = -1.0
-        matches, u_det, u_trk = self._associate(iou, boxes, scores)
-        if len(matches):
-            self._observe(matches[:, 1], boxes[matches[:, 0]], scores[matches[:, 0]])
-        det_of_track = np.full(len(ints), -1)
-        det_of_track[matches[:, 1]] = rows[matches[:, 0]]
-
-        # Second association (OCR): what is left, by IoU with the last observations.
-        if len(u_det) and len(u_trk):
-            iou = iou_matrix(boxes[u_det], self._last[u_trk, :4])
-            if other_class is not None:
-                iou[other_class[np.ix_(u_det, u_trk)]] = -1.0
-            if iou.max() > self.iou_threshold:
-                r, c = linear_sum_assignment(-iou)
-                ok = iou[r, c] >= self.iou_threshold
-                d, t = u_det[r[ok]], u_trk[c[ok]]
-                self._observe(t, boxes[d], scores[d])
-                det_of_track[t] = rows[d]
-                u_det = u_det[~np.isin(u_det, d)]
-                u_trk = u_trk[~np.isin(u_trk, t)]
-        ints[u_trk, _OBSERVED] = 0
-
-        if len(u_det):
-            self._add(boxes[u_det], scores[u_det], classes[u_det])
-            det_of_track = np.concatenate([det_of_track, rows[u_det]])
+    def _ready(self) -> np.ndarray:
+        """The tracks reported now: matched now, and confirmed."""
         ints = self._int
-        since = ints[:, _SINCE]
         ready = (ints[:, _STREAK] >= self.min_hits) | (self.frame_count <= self.min_hits)
         if self.persistent:
             ints[ready, _CONFIRMED] = 1
             ready |= ints[:, _CONFIRMED] == 1
-        shown = (since < 1) & ready
-        out = np.flatnonzero(shown)
-        result = detections.take(
-            det_of_track[out], ints[out, _ID],
-            track_xyxy=xysr_to_xyxy(self._kf[0, out]).astype(np.float32),
-        )
-        alive = since <= self.max_age
-        self._keep(alive)
-        self._shown = shown[alive]
-        return result
+        return (ints[:, _SINCE] < 1) & ready
 
     def _associate(self, iou: np.ndarray, boxes: np.ndarray, scores: np.ndarray):
-        """OCM association: ``-(IoU + direction agreement)``, then SORT's threshold."""
+        """OCM association: ``-(IoU + direction agreement)``, then SORT's threshold.
+        Unmatched detections come sorted (new tracks are born in detection order)."""
+        bonus = None
         n_det, n_trk = iou.shape
-        if n_det == 0 or n_trk == 0:
-            return EMPTY_MATCHES, np.arange(n_det), np.arange(n_trk)
-        rows, cols, unique = _pairs_above(iou, self.iou_threshold)
-        if not len(rows):
-            # nothing above the threshold: no pair can be kept
-            matched = EMPTY_MATCHES
-        elif unique:
-            matched = np.stack([rows, cols], axis=1)
-        else:
+        if n_det and n_trk and (iou > self.iou_threshold).sum() > 1:
             # The momentum term only matters where pairs compete.
             valid = self._int[:, _HAS_OBS] == 1
-            angle_cost = _momentum_cost(self._previous_obs(), boxes, self._vel, valid, scores, self.inertia)
-            r, c = linear_sum_assignment(-(iou + angle_cost))
-            good = iou[r, c] >= self.iou_threshold
-            matched = np.stack([r[good], c[good]], axis=1)
-        return (matched, *unmatched(matched, n_det, n_trk))
+            bonus = _momentum_cost(self._previous_obs(), boxes, self._vel, valid, scores, self.inertia)
+        matches, u_det, u_trk = assign_sort(iou, self.iou_threshold, bonus)
+        return matches, np.sort(u_det), u_trk
 
-    def _add(self, boxes: np.ndarray, scores: np.ndarray, classes: np.ndarray) -> None:
+    def _born(self, boxes: np.ndarray, scores: np.ndarray, classes: np.ndarray) -> None:
         n = len(boxes)
-        kf = kalman.initiate(xyxy_to_xysr(boxes), _P0_POS, _P0_VEL)
-        ints = np.zeros((n, 9), np.int64)
-        ints[:, _ID] = np.arange(self._next_id, self._next_id + n)
-        ints[:, _CLASS] = classes
-        ints[:, _OBSERVED] = 1
+        kf = kalman.initiate(xyxy_to_xysr(boxes), SortModel.P0_POS, SortModel.P0_VEL)
+        rows = self._add(kf, classes, scores)
+        self._int[rows, _OBSERVED] = 1
         # Unlike the original, the first box counts as an observation: the direction is
         # known one frame earlier and OCR can recover a track missed on its second frame.
-        ints[:, _HAS_OBS] = 1
-        self._next_id += n
-        last = np.concatenate([boxes, scores[:, None]], axis=1)
+        self._int[rows, _HAS_OBS] = 1
         ring = self.delta_t + 1
-        self._kf = np.concatenate([self._kf, kf], axis=1)
         self._saved = np.concatenate([self._saved, kf], axis=1)
-        self._int = np.concatenate([self._int, ints])
-        self._last = np.concatenate([self._last, last])
+        self._last = np.concatenate([self._last, boxes])
         ring_boxes = np.zeros((n, ring, 4))
         ring_boxes[:, 0] = boxes
         ring_age = np.full((n, ring), _NEVER)
@@ -340,14 +300,3 @@ class OcSort:
         self._ring = np.concatenate([self._ring, ring_boxes])
         self._ring_age = np.concatenate([self._ring_age, ring_age])
         self._vel = np.concatenate([self._vel, np.zeros((n, 2))])
-
-    def predict(self, steps: int) -> Detections:
-        """The tracks reported by the last ``update``, moved ``steps`` frames ahead."""
-        rows = np.flatnonzero(self._shown)
-        kf = self._kf[:, rows]
-        _predict_sort(kf, steps)
-        xyxy = xysr_to_xyxy(kf[0])
-        return Detections(
-            xyxy, self._last[rows, 4], self._int[rows, _CLASS], self._int[rows, _ID],
-            {"track_xyxy": xyxy.astype(np.float32)},
-        )

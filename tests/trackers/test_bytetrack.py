@@ -39,10 +39,10 @@ def test_lost_track_recovered_then_removed_after_buffer():
     t = ByteTrack(track_buffer=5, frame_rate=30)
     for k in range(5):
         t.update(dets([walk(k)], [0.9]))
-    for k in range(5, 8):  # lost for 3 frames
+    for _ in range(5, 8):  # lost for 3 frames
         assert len(t.update(dets([], []))) == 0
     assert t.update(dets([walk(8)], [0.9])).tracker_id.tolist() == [1]
-    for k in range(9, 16):  # lost for 7 > 5 frames: removed
+    for _ in range(9, 16):  # lost for 7 > 5 frames: removed
         t.update(dets([], []))
     assert len(t) == 0
     t.update(dets([walk(16)], [0.9]))

@@ -4,7 +4,7 @@ import numpy as np
 from filterpy.kalman import KalmanFilter
 
 from trackers import kalman
-from trackers.sort import _P0_POS, _P0_VEL, _Q_POS, _Q_VEL, _R
+from trackers.core import SortModel
 
 
 def sort_filterpy(z0: np.ndarray) -> KalmanFilter:
@@ -25,18 +25,20 @@ def sort_filterpy(z0: np.ndarray) -> KalmanFilter:
 def test_sort_model_matches_filterpy_step_by_step():
     rng = np.random.default_rng(0)
     n = 5
-    z = np.column_stack([rng.uniform(0, 500, n), rng.uniform(0, 400, n), rng.uniform(500, 5000, n), rng.uniform(0.3, 0.6, n)])
+    z = np.column_stack([rng.uniform(0, 500, n), rng.uniform(0, 400, n), rng.uniform(500, 5000, n),
+                         rng.uniform(0.3, 0.6, n)])
     refs = [sort_filterpy(z[i]) for i in range(n)]
-    state = kalman.initiate(z, _P0_POS, _P0_VEL)
+    state = kalman.initiate(z, SortModel.P0_POS, SortModel.P0_VEL)
     for step in range(30):
-        kalman.predict(state, _Q_POS, _Q_VEL)
+        kalman.predict(state, SortModel.Q_POS, SortModel.Q_VEL)
         for kf in refs:
             kf.predict()
         observed = rng.random(n) < 0.7  # some tracks miss a measurement
-        z = z + np.column_stack([rng.normal(3, 1, n), rng.normal(-2, 1, n), rng.normal(20, 5, n), rng.normal(0, 0.01, n)])
+        z = z + np.column_stack([rng.normal(3, 1, n), rng.normal(-2, 1, n), rng.normal(20, 5, n),
+                                 rng.normal(0, 0.01, n)])
         rows = np.flatnonzero(observed)
         sub = state[:, rows]
-        kalman.update(sub, z[rows], _R)
+        kalman.update(sub, z[rows], SortModel.R)
         state[:, rows] = sub
         for i in rows:
             refs[i].update(z[i].reshape(4, 1))
@@ -52,7 +54,8 @@ def test_bytetrack_model_matches_filterpy_with_per_track_noise():
     wp, wv = 1 / 20, 1 / 160
     rng = np.random.default_rng(1)
     n = 4
-    z = np.column_stack([rng.uniform(0, 500, n), rng.uniform(0, 400, n), rng.uniform(0.3, 0.6, n), rng.uniform(50, 200, n)])
+    z = np.column_stack([rng.uniform(0, 500, n), rng.uniform(0, 400, n), rng.uniform(0.3, 0.6, n),
+                         rng.uniform(50, 200, n)])
     h = z[:, 3]
     p_pos = np.column_stack([2 * wp * h, 2 * wp * h, np.full(n, 1e-2), 2 * wp * h]) ** 2
     p_vel = np.column_stack([10 * wv * h, 10 * wv * h, np.full(n, 1e-5), 10 * wv * h]) ** 2

@@ -29,7 +29,7 @@ def test_reupdate_after_occlusion_keeps_id_and_velocity():
     t = OcSort(min_hits=1, max_age=30)
     for k in range(10):
         t.update(dets([walk(k)]))
-    for k in range(10, 16):
+    for _ in range(10, 16):
         t.update(dets([]))
     out = t.update(dets([walk(16)]))
     assert out.tracker_id.tolist() == [1]

@@ -15,7 +15,7 @@ def run_sort(frames):
     for number, dets in enumerate(frames, 1):
         out = tracker.update(dets)
         box = out.data["track_xyxy"].astype(np.float64)
-        for tid, (x1, y1, x2, y2) in zip(out.tracker_id, box):
+        for tid, (x1, y1, x2, y2) in zip(out.tracker_id, box, strict=True):
             rows.append((number, tid, x1, y1, x2 - x1, y2 - y1))
     return np.array(rows).reshape(-1, 6)
 
