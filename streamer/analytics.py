@@ -1,7 +1,9 @@
-"""Track lifecycle events: ``track_started`` and ``track_ended``.
+"""Events of a source: track lifecycle, lines, zones, counts, source down and up.
 
-State is per track and dies with it; event ids are derived from the source, type,
-track and frame, so the same input always produces the same ids.
+Every event is built by one constructor of :class:`EventMaker`, one per event type,
+which holds the rounding rules. State is per track and dies with it; event ids are
+derived from the source, type, track and frame, so the same input always produces the
+same ids.
 """
 
 from __future__ import annotations
@@ -14,13 +16,104 @@ import numpy as np
 
 from streamer.types import Detections, Event, Frame
 
-__all__ = ["TrackEvents", "event_id"]
+__all__ = ["Analytics", "EventMaker", "Subject", "TrackEvents", "event_id"]
 
 
 def event_id(source_id: str, kind: str, track_id: int | None, frame: int) -> str:
     """Deterministic id of an event: 20 hex digits of a SHA-1."""
     key = f"{source_id}\x1f{kind}\x1f{track_id}\x1f{frame}".encode()
     return hashlib.sha1(key).hexdigest()[:20]
+
+
+def _box(xyxy) -> tuple[float, float, float, float]:
+    return tuple(round(float(v), 2) for v in xyxy)  # type: ignore[return-value]
+
+
+@dataclass(frozen=True)
+class Subject:
+    """The track an event is about, as events carry it (box rounded to 0.01 px)."""
+
+    track_id: int
+    class_id: int
+    confidence: float
+    box: tuple[float, float, float, float]
+
+    @classmethod
+    def of(cls, tracks: Detections, row: int) -> Subject:
+        return cls(int(tracks.tracker_id[row]), int(tracks.class_id[row]), float(tracks.confidence[row]),
+                   _box(tracks.xyxy[row]))
+
+
+class EventMaker:
+    """Builds the events of one source: one constructor per event type, and the
+    rounding rules (pts and times 1 us, confidences 1e-4, boxes and paths 0.01 px,
+    downtime 1 ms) in one place."""
+
+    def __init__(self, source_id: str, names: dict[int, str]) -> None:
+        self.source_id = source_id
+        self.names = names
+
+    def _make(self, kind: str, key: str | None, frame: int, pts: float, wall: float | None,
+              subject: Subject | None, data: dict) -> Event:
+        fields = {}
+        if subject is not None:
+            fields = dict(
+                track_id=subject.track_id, class_id=subject.class_id,
+                class_name=self.names.get(subject.class_id, str(subject.class_id)),
+                confidence=round(subject.confidence, 4), box=subject.box,
+            )
+        tid = subject.track_id if subject is not None else None
+        return Event(
+            id=event_id(self.source_id, kind if key is None else f"{kind}:{key}", tid, frame), type=kind,
+            source_id=self.source_id, frame=frame, pts=round(pts, 6), wall_time=wall, data=data, **fields,
+        )
+
+    def track_started(self, subject: Subject, frame: int, pts: float, wall: float | None) -> Event:
+        return self._make("track_started", None, frame, pts, wall, subject, {})
+
+    def track_ended(self, subject: Subject, frame: int, pts: float, wall: float | None, *, first_pts: float,
+                    first_frame: int, frames: int, max_confidence: float, start: tuple[float, float],
+                    end: tuple[float, float], length: float) -> Event:
+        data = {
+            "duration": round(pts - first_pts, 6),
+            "first_frame": first_frame,
+            "frames": frames,
+            "max_confidence": round(max_confidence, 4),
+            "path": {"start": [round(c, 2) for c in start], "end": [round(c, 2) for c in end],
+                     "length": round(length, 2)},
+        }
+        return self._make("track_ended", None, frame, pts, wall, subject, data)
+
+    def line_crossed(self, line: str, direction: str, subject: Subject, frame: int, pts: float,
+                     wall: float | None) -> Event:
+        return self._make("line_crossed", line, frame, pts, wall, subject, {"line": line, "direction": direction})
+
+    def zone_entered(self, zone: str, since: float, subject: Subject, frame: int, pts: float,
+                     wall: float | None) -> Event:
+        data = {"zone": zone, "entered_at": round(since, 6)}
+        return self._make("zone_entered", zone, frame, pts, wall, subject, data)
+
+    def zone_exited(self, zone: str, since: float, last_inside: float, subject: Subject, frame: int, pts: float,
+                    wall: float | None, reason: str | None = None) -> Event:
+        data: dict = {"zone": zone, "entered_at": round(since, 6), "dwell": round(last_inside - since, 6)}
+        if reason is not None:
+            data["reason"] = reason
+        return self._make("zone_exited", zone, frame, pts, wall, subject, data)
+
+    def count(self, target: str, name: str, start: float, end: float, counts: dict[str, int],
+              occupancy: int | None, frame: int, pts: float, wall: float | None) -> Event:
+        data: dict = {"target": target, "name": name, "interval": [round(start, 6), round(end, 6)],
+                      "counts": dict(sorted(counts.items()))}
+        if occupancy is not None:
+            data["occupancy"] = occupancy
+        return self._make("count", f"{name}:{start:.6f}", frame, pts, wall, None, data)
+
+    def source_down(self, outage: int, frame: int, pts: float, wall: float, reason: str) -> Event:
+        return self._make("source_down", str(outage), frame, pts, wall, None, {"reason": reason})
+
+    def source_up(self, outage: int, frame: int, pts: float, wall: float, downtime: float, attempts: int) -> Event:
+        return self._make("source_up", str(outage), frame, pts, wall, None,
+                          {"downtime": round(downtime, 3), "attempts": attempts})
 
 
 @dataclass
@@ -32,9 +125,7 @@ class _Track:
     last_pts: float
     last_wall: float | None
     last_centre: tuple[float, float]
-    last_box: tuple[float, float, float, float]
-    class_id: int
-    confidence: float
+    last: Subject  # as last reported: class, score, box
     max_confidence: float
     length: float
     seen_at: int  # kept-frame counter when last seen
@@ -60,6 +151,7 @@ class TrackEvents:
     def __init__(self, source_id: str, names: dict[int, str], end_after: int = 30, live: bool = False) -> None:
         self.source_id = source_id
         self.names = names
+        self.make = EventMaker(source_id, names)
         self.end_after = end_after
         self.live = live
         self._tracks: dict[int, _Track] = {}
@@ -84,24 +176,21 @@ class TrackEvents:
         for i, tid in enumerate(tracks.tracker_id.tolist()):
             if tid < 0:
                 continue
-            box = tuple(round(float(v), 2) for v in tracks.xyxy[i])
+            subject = Subject.of(tracks, i)
             centre = (float(centres[i, 0]), float(centres[i, 1]))
-            conf = float(tracks.confidence[i])
-            cls = int(tracks.class_id[i])
             track = self._tracks.get(tid)
             if track is None:
                 self._tracks[tid] = _Track(
-                    frame.index, pts, centre, frame.index, pts, wall, centre, box, cls, conf, conf,
+                    frame.index, pts, centre, frame.index, pts, wall, centre, subject, subject.confidence,
                     0.0, self._tick, 1,
                 )
                 self.started += 1
-                events.append(self._event("track_started", tid, frame.index, pts, wall, cls, conf, box, {}))
+                events.append(self.make.track_started(subject, frame.index, pts, wall))
             else:
                 track.length += math.dist(track.last_centre, centre)
                 track.last_frame, track.last_pts, track.last_wall = frame.index, pts, wall
-                track.last_centre, track.last_box = centre, box
-                track.class_id, track.confidence = cls, conf
-                track.max_confidence = max(track.max_confidence, conf)
+                track.last_centre, track.last = centre, subject
+                track.max_confidence = max(track.max_confidence, subject.confidence)
                 track.seen_at = self._tick
                 track.frames += 1
         if alive is not None:
@@ -119,35 +208,10 @@ class TrackEvents:
     def _end(self, tid: int) -> Event:
         t = self._tracks.pop(tid)
         self.ended += 1
-        data = {
-            "duration": round(t.last_pts - t.first_pts, 6),
-            "first_frame": t.first_frame,
-            "frames": t.frames,
-            "max_confidence": round(t.max_confidence, 4),
-            "path": {
-                "start": [round(c, 2) for c in t.first_centre],
-                "end": [round(c, 2) for c in t.last_centre],
-                "length": round(t.length, 2),
-            },
-        }
-        return self._event(
-            "track_ended", tid, t.last_frame, t.last_pts, t.last_wall, t.class_id, t.confidence, t.last_box, data
-        )
-
-    def _event(self, kind, tid, frame, pts, wall, cls, conf, box, data) -> Event:
-        return Event(
-            id=event_id(self.source_id, kind, tid, frame),
-            type=kind,
-            source_id=self.source_id,
-            frame=frame,
-            pts=round(pts, 6),
-            wall_time=wall,
-            track_id=tid,
-            class_id=cls,
-            class_name=self.names.get(cls, str(cls)),
-            confidence=round(conf, 4),
-            box=box,
-            data=data,
+        return self.make.track_ended(
+            t.last, t.last_frame, t.last_pts, t.last_wall, first_pts=t.first_pts, first_frame=t.first_frame,
+            frames=t.frames, max_confidence=t.max_confidence, start=t.first_centre, end=t.last_centre,
+            length=t.length,
         )
 
 
@@ -205,7 +269,7 @@ class LineCounter:
         distance = (self.ab[0] * rel[:, 1] - self.ab[1] * rel[:, 0]) / self.length
         along = (rel @ self.ab) / self.length**2
         crossed = []
-        for i, (tid, cls) in enumerate(zip(track_ids, class_ids)):
+        for i, (tid, cls) in enumerate(zip(track_ids, class_ids, strict=True)):
             if cls not in self.classes:
                 continue
             d = distance[i]
@@ -245,7 +309,7 @@ class ZoneWatcher:
         """``(row, kind, visit)`` for this frame: kind is ``entered`` or ``exited``."""
         inside = inside_polygon(anchors, self.polygon) if len(anchors) else np.zeros(0, bool)
         out = []
-        for i, (tid, cls) in enumerate(zip(track_ids, class_ids)):
+        for i, (tid, cls) in enumerate(zip(track_ids, class_ids, strict=True)):
             if cls not in self.classes:
                 continue
             visit = self.visits.get(tid)
@@ -323,22 +387,6 @@ class Analytics:
         ]
         self._placed = True
 
-    def _event(self, kind: str, key: str, frame: int, pts: float, wall, tracks: Detections | None,
-               row: int | None, data: dict) -> Event:
-        fields = {}
-        if tracks is not None and row is not None:
-            cls = int(tracks.class_id[row])
-            fields = dict(
-                track_id=int(tracks.tracker_id[row]), class_id=cls, class_name=self.names.get(cls, str(cls)),
-                confidence=round(float(tracks.confidence[row]), 4),
-                box=tuple(round(float(v), 2) for v in tracks.xyxy[row]),
-            )
-        tid = fields.get("track_id")
-        return Event(
-            id=event_id(self.source_id, f"{kind}:{key}", tid, frame), type=kind, source_id=self.source_id,
-            frame=frame, pts=round(pts, 6), wall_time=wall, data=data, **fields,
-        )
-
     def _count(self, target: str, name: str, label: str, class_id: int) -> None:
         counts = self._counts.setdefault((target, name), {})
         key = f"{label}:{self.names.get(class_id, str(class_id))}"
@@ -355,22 +403,28 @@ class Analytics:
         events = [e for e in lifecycle if e.type == "track_started"]
         ended = [e for e in lifecycle if e.type == "track_ended"]
         if self.lines or self.zones:
-            anchors = anchors_of(tracks.xyxy, self.anchor)
-            tids, classes = tracks.tracker_id.tolist(), tracks.class_id.tolist()
-            for line in self.lines:
-                for row, direction in line.update(anchors, tids, classes):
-                    self._count("line", line.name, direction, classes[row])
-                    events.append(self._event("line_crossed", line.name, frame.index, pts, wall, tracks, row,
-                                              {"line": line.name, "direction": direction}))
-            for zone in self.zones:
-                for row, kind, visit in zone.update(anchors, tids, classes, frame.index, pts):
-                    self._count("zone", zone.name, kind, classes[row])
-                    data = {"zone": zone.name, "entered_at": round(visit.since, 6)}
-                    if kind == "exited":
-                        data["dwell"] = round(visit.last_inside - visit.since, 6)
-                    events.append(self._event(f"zone_{kind}", zone.name, frame.index, pts, wall, tracks, row, data))
+            events.extend(self._lines_and_zones(frame.index, pts, wall, tracks))
         events.extend(self._ended(ended))
         events.extend(self._close_intervals(pts, frame.index, wall))
+        return events
+
+    def _lines_and_zones(self, frame: int, pts: float, wall: float | None, tracks: Detections) -> list[Event]:
+        make, events = self.tracks.make, []
+        anchors = anchors_of(tracks.xyxy, self.anchor)
+        tids, classes = tracks.tracker_id.tolist(), tracks.class_id.tolist()
+        for line in self.lines:
+            for row, direction in line.update(anchors, tids, classes):
+                self._count("line", line.name, direction, classes[row])
+                events.append(make.line_crossed(line.name, direction, Subject.of(tracks, row), frame, pts, wall))
+        for zone in self.zones:
+            for row, kind, visit in zone.update(anchors, tids, classes, frame, pts):
+                self._count("zone", zone.name, kind, classes[row])
+                subject = Subject.of(tracks, row)
+                if kind == "entered":
+                    events.append(make.zone_entered(zone.name, visit.since, subject, frame, pts, wall))
+                else:
+                    events.append(make.zone_exited(zone.name, visit.since, visit.last_inside, subject, frame, pts,
+                                                   wall))
         return events
 
     def _ended(self, ended: list[Event]) -> list[Event]:
@@ -382,14 +436,9 @@ class Analytics:
                 visit = zone.end(e.track_id)
                 if visit is not None:
                     self._count("zone", zone.name, "exited", e.class_id)
-                    out.append(Event(
-                        id=event_id(self.source_id, f"zone_exited:{zone.name}", e.track_id, e.frame),
-                        type="zone_exited", source_id=self.source_id, frame=e.frame, pts=e.pts,
-                        wall_time=e.wall_time, track_id=e.track_id, class_id=e.class_id,
-                        class_name=e.class_name, confidence=e.confidence, box=e.box,
-                        data={"zone": zone.name, "entered_at": round(visit.since, 6),
-                              "dwell": round(visit.last_inside - visit.since, 6), "reason": "track_ended"},
-                    ))
+                    subject = Subject(e.track_id, e.class_id, e.confidence, e.box)  # type: ignore[arg-type]
+                    out.append(self.tracks.make.zone_exited(zone.name, visit.since, visit.last_inside, subject,
+                                                            e.frame, e.pts, e.wall_time, reason="track_ended"))
             out.append(e)
         return out
 
@@ -404,12 +453,9 @@ class Analytics:
             for target, items in (("line", self.lines), ("zone", self.zones)):
                 for item in items:
                     counts = self._counts.pop((target, item.name), {})
-                    data = {"target": target, "name": item.name, "interval": [round(self._interval_start, 6), round(end, 6)],
-                            "counts": dict(sorted(counts.items()))}
-                    if target == "zone":
-                        data["occupancy"] = sum(1 for v in item.visits.values() if v.announced)
-                    out.append(self._event("count", f"{item.name}:{self._interval_start:.6f}", frame, pts, wall,
-                                           None, None, data))
+                    occupancy = sum(1 for v in item.visits.values() if v.announced) if target == "zone" else None
+                    out.append(self.tracks.make.count(target, item.name, self._interval_start, end, counts,
+                                                      occupancy, frame, pts, wall))
             self._interval_start = end
             if final:
                 break
@@ -420,19 +466,12 @@ class Analytics:
         last frame, then ``source_down``."""
         events = self._ended(self.tracks.finish())
         self._downs += 1
-        events.append(Event(
-            id=event_id(self.source_id, f"source_down:{self._downs}", None, frame), type="source_down",
-            source_id=self.source_id, frame=frame, pts=round(pts, 6), wall_time=wall, data={"reason": reason},
-        ))
+        events.append(self.tracks.make.source_down(self._downs, frame, pts, wall, reason))
         return events
 
     def source_up(self, frame: int, pts: float, wall: float, downtime: float, attempts: int) -> list[Event]:
         """The source delivers again after ``downtime`` seconds."""
-        return [Event(
-            id=event_id(self.source_id, f"source_up:{self._downs}", None, frame), type="source_up",
-            source_id=self.source_id, frame=frame, pts=round(pts, 6), wall_time=wall,
-            data={"downtime": round(downtime, 3), "attempts": attempts},
-        )]
+        return [self.tracks.make.source_up(self._downs, frame, pts, wall, downtime, attempts)]
 
     def finish(self) -> list[Event]:
         """Events at the end of the stream: open zone visits and tracks end, last counts."""
