@@ -51,7 +51,7 @@ class Letterbox:
     left: int
 
     @classmethod
-    def fit(cls, src: tuple[int, int], dst: tuple[int, int]) -> "Letterbox":
+    def fit(cls, src: tuple[int, int], dst: tuple[int, int]) -> Letterbox:
         h, w = src
         r = min(dst[0] / h, dst[1] / w)
         size = (round(h * r), round(w * r))
@@ -77,7 +77,7 @@ class Letterbox:
             cv2.resize(image, (w, h), dst=region, interpolation=cv2.INTER_LINEAR)
         return out
 
-    def apply_torch(self, image: "torch.Tensor") -> "torch.Tensor":  # noqa: F821
+    def apply_torch(self, image: torch.Tensor) -> torch.Tensor:  # noqa: F821
         """``(3, H, W)`` tensor (any float or uint8 dtype) letterboxed to ``(3, *dst)``
         float32 in 0-255 (torch path, runs on the tensor's device)."""
         import torch

@@ -47,7 +47,7 @@ def read_detections(path: str | Path) -> dict[int, Detections]:
     xyxy[:, 2:4] += xyxy[:, 0:2]
     starts = np.flatnonzero(np.r_[True, frames[1:] != frames[:-1]])
     ends = np.r_[starts[1:], len(rows)]
-    for s, e in zip(starts, ends):
+    for s, e in zip(starts, ends, strict=True):
         out[int(frames[s])] = Detections(xyxy[s:e], rows[s:e, 6])
     return out
 

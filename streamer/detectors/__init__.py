@@ -1,22 +1,9 @@
 """Detectors: ``__call__(frames) -> list[Detections]``, one result per frame.
 
-``yolo`` runs ultralytics weights in batches; ``mot`` replays a MOT ``det.txt``.
+``yolo`` runs ultralytics weights in batches; ``mot`` replays a MOT ``det.txt``. The
+protocol they implement is :class:`streamer.protocols.Detector`.
 """
 
-from __future__ import annotations
+from streamer.protocols import Detector
 
-from typing import Protocol, Sequence
-
-from streamer.types import Detections, Frame
-
-
-class Detector(Protocol):
-    """Finds objects in frames.
-
-    Attributes:
-        names: Class id to class name.
-    """
-
-    names: dict[int, str]
-
-    def __call__(self, frames: Sequence[Frame]) -> list[Detections]: ...
+__all__ = ["Detector"]

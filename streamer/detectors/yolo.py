@@ -11,7 +11,7 @@ import logging
 import os
 import time
 from pathlib import Path
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -143,12 +143,12 @@ class YoloDetector:
             batch = torch.empty(
                 (len(images), 3, *dst), device=self.device, dtype=dtype, memory_format=torch.channels_last
             )
-            for i, (im, lb) in enumerate(zip(images, boxes)):
+            for i, (im, lb) in enumerate(zip(images, boxes, strict=True)):
                 t = torch.from_numpy(im).to(self.device, non_blocking=True).permute(2, 0, 1)
                 batch[i] = lb.apply_torch(t).to(dtype)
         else:
             arr = np.empty((len(images), *dst, 3), np.uint8)
-            for i, (im, lb) in enumerate(zip(images, boxes)):
+            for i, (im, lb) in enumerate(zip(images, boxes, strict=True)):
                 lb.apply(im, out=arr[i])
             # (B, H, W, 3) permuted to (B, 3, H, W) is channels_last memory already;
             # one division converts and scales in a single pass.
@@ -173,7 +173,7 @@ class YoloDetector:
             pred, self.conf, self.iou, self.classes, self.max_det, end2end=self.end2end
         )
         out = []
-        for rows, lb in zip(kept, boxes):
+        for rows, lb in zip(kept, boxes, strict=True):
             rows = rows.cpu().numpy()
             out.append(Detections(lb.boxes_to_source(rows[:, :4]), rows[:, 4], rows[:, 5].astype(np.int64)))
         t3 = time.perf_counter()

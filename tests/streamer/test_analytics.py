@@ -27,7 +27,8 @@ def test_start_end_with_alive_ids_and_path_summary():
     out = ev.update(frame(3), tracks(), np.array([], int))
     assert [(e.type, e.track_id, e.frame) for e in out] == [("track_ended", 1, 1)]
     d = out[0].to_dict()
-    assert d["duration"] == 0.1 and d["frames"] == 2 and d["path"] == {"start": [5.0, 5.0], "end": [8.0, 9.0], "length": 5.0}
+    assert d["duration"] == 0.1 and d["frames"] == 2
+    assert d["path"] == {"start": [5.0, 5.0], "end": [8.0, 9.0], "length": 5.0}
     assert d["id"] == event_id("cam", "track_ended", 1, 1) and d["wall_time"] is None
     assert len(ev) == 0
 

@@ -54,7 +54,7 @@ def assert_same_as_ultralytics(detector, images):
     yolo = YOLO("yolov8n.yaml")
     yolo.model = detector.model
     theirs = yolo.predict([im[:, :, ::-1].copy() for im in images], conf=detector.conf, verbose=False, device="cpu")
-    for o, t in zip(ours, theirs):
+    for o, t in zip(ours, theirs, strict=True):
         assert len(o) == len(t.boxes) > 0
         a = sorted_rows(o.xyxy, o.confidence, o.class_id)
         b = sorted_rows(t.boxes.xyxy.numpy(), t.boxes.conf.numpy(), t.boxes.cls.numpy())
@@ -116,7 +116,8 @@ def test_mot_replay(tmp_path):
 
 def test_unknown_weights_name_says_what_to_do(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    with pytest.raises(ModelError, match=r"could not load weights 'yolo99x.pt'.*--weights /path/to/yolo99x.pt.*--detector mot"):
+    message = r"could not load weights 'yolo99x.pt'.*--weights /path/to/yolo99x.pt.*--detector mot"
+    with pytest.raises(ModelError, match=message):
         YoloDetector("yolo99x.pt", device="cpu")
 
 
@@ -134,7 +135,7 @@ def test_torch_letterbox_path_matches_cv2_path(detector, data):
     finally:
         detector.torch_letterbox = False
     ours_cv2 = detector(frames_from(images))
-    for t, c in zip(ours_torch, ours_cv2):
+    for t, c in zip(ours_torch, ours_cv2, strict=True):
         assert len(t) == len(c) > 0
         ra = sorted_rows(t.xyxy, t.confidence, t.class_id)
         rb = sorted_rows(c.xyxy, c.confidence, c.class_id)

@@ -16,7 +16,8 @@ def test_box_round_trip(shape, rect):
     rng = np.random.default_rng(0)
     h, w = shape
     x1, y1 = rng.uniform(0, w, 50), rng.uniform(0, h, 50)
-    boxes = np.column_stack([x1, y1, np.minimum(x1 + rng.uniform(1, w, 50), w), np.minimum(y1 + rng.uniform(1, h, 50), h)])
+    x2, y2 = np.minimum(x1 + rng.uniform(1, w, 50), w), np.minimum(y1 + rng.uniform(1, h, 50), h)
+    boxes = np.column_stack([x1, y1, x2, y2])
     back = lb.boxes_to_source(lb.boxes_to_input(boxes))
     np.testing.assert_allclose(back, boxes, atol=1e-3)
     # the whole image maps onto the resized region exactly

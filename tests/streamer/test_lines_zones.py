@@ -106,7 +106,8 @@ def test_min_dwell_and_track_ending_inside():
     zone = [(f, t, d) for f, t, _, d in events if t.startswith("zone_")]
     assert [(f, t) for f, t, _ in zone] == [(7, "zone_entered"), (8, "zone_exited")]
     assert zone[0][2]["entered_at"] == pytest.approx(0.4)
-    assert zone[1][2] == {"zone": "dock", "entered_at": pytest.approx(0.4), "dwell": pytest.approx(0.4), "reason": "track_ended"}
+    assert zone[1][2] == {"zone": "dock", "entered_at": pytest.approx(0.4), "dwell": pytest.approx(0.4),
+                          "reason": "track_ended"}
     assert [t for _, t, _, _ in events][-2:] == ["zone_exited", "track_ended"]
 
 
@@ -117,7 +118,8 @@ def test_state_dies_with_the_track():
 
 
 def test_normalized_points():
-    a = Analytics("cam", NAMES, AnalyticsConfig(lines=[{"name": "mid", "points": [[0.5, 0], [0.5, 1]], "normalized": True}]), (200, 400))
+    config = AnalyticsConfig(lines=[{"name": "mid", "points": [[0.5, 0], [0.5, 1]], "normalized": True}])
+    a = Analytics("cam", NAMES, config, (200, 400))
     assert a.lines[0].a.tolist() == [200, 0] and a.lines[0].ab.tolist() == [0, 200]
 
 
@@ -133,8 +135,10 @@ def test_inside_polygon():
         ({"zones": [{"name": "z", "points": [[0, 0], [1, 1]]}]}, "a zone needs at least 3 points, got 2"),
         ({"lines": [{"name": "l", "points": [[0, 0]]}]}, "a line needs exactly 2 points, got 1"),
         ({"lines": [{"name": "l", "points": [[0, 0], [0, 0]]}]}, "must differ"),
-        ({"lines": [{"name": "l", "points": [[0, 0], [2, 1]], "normalized": True}]}, "normalized points must lie in 0-1"),
-        ({"lines": [{"name": "x", "points": [[0, 0], [1, 1]]}], "zones": [{"name": "x", "points": [[0, 0], [1, 0], [0, 1]]}]}, "repeated: x"),
+        ({"lines": [{"name": "l", "points": [[0, 0], [2, 1]], "normalized": True}]},
+         "normalized points must lie in 0-1"),
+        ({"lines": [{"name": "x", "points": [[0, 0], [1, 1]]}],
+          "zones": [{"name": "x", "points": [[0, 0], [1, 0], [0, 1]]}]}, "repeated: x"),
     ],
 )
 def test_bad_config(cfg, message):

@@ -133,7 +133,7 @@ def test_hwaccel_unavailable_falls_back_with_one_warning(tiny_video, caplog):
         warnings = [r for r in caplog.records if "decode.hwaccel cuda" in r.getMessage()]
         assert len(warnings) == 1 and warnings[0].levelno == logging.WARNING  # once per process
         assert "decoding in software" in warnings[0].getMessage()
-        assert all(np.array_equal(a, b) for a, b in zip(soft, hard))
+        assert all(np.array_equal(a, b) for a, b in zip(soft, hard, strict=True))
 
 
 # ---- RTSP
@@ -150,7 +150,7 @@ def test_rtsp_frames_carry_a_continuous_timeline(rtsp_server):
             break
     assert source.fps == 30 and frames[0].image.shape == (240, 320, 3)
     assert [f.index for f in frames] == list(range(0, 40, 2))
-    steps = {f.pts - e.pts for e, f in zip(frames[1:], frames[2:])}
+    steps = {f.pts - e.pts for e, f in zip(frames[1:], frames[2:], strict=False)}
     assert steps == {Fraction(1, 15)}  # 90 kHz RTP clock, two frames of 1/30 s apart
     assert all(f.captured_at > 0 for f in frames)
 
@@ -165,13 +165,13 @@ def test_reconnects_after_the_server_returns_again_and_again(rtsp_server, tmp_pa
     returns = []
     for cycle in range(3):
         frames = stream.summary.frames
-        wait_for(lambda: stream.summary.frames >= frames + 60, 20, f"frames before outage {cycle}")
+        wait_for(lambda frames=frames: stream.summary.frames >= frames + 60, 20, f"frames before outage {cycle}")
         server.stop(kill=True)
-        wait_for(lambda: stream.summary.downs == cycle + 1, 15, f"source_down {cycle}")
+        wait_for(lambda cycle=cycle: stream.summary.downs == cycle + 1, 15, f"source_down {cycle}")
         time.sleep(2.0)
         server.start()
         returns.append(server.ready_at)
-        wait_for(lambda: len(stream.summary.reconnects) == cycle + 1, 15, f"source_up {cycle}")
+        wait_for(lambda cycle=cycle: len(stream.summary.reconnects) == cycle + 1, 15, f"source_up {cycle}")
     frames = stream.summary.frames
     wait_for(lambda: stream.summary.frames >= frames + 60, 20, "frames after the last outage")
     pipeline.stop()
@@ -186,7 +186,7 @@ def test_reconnects_after_the_server_returns_again_and_again(rtsp_server, tmp_pa
     gaps = [e for e in events if e["type"] in ("source_down", "source_up")]
     assert [e["type"] for e in gaps] == ["source_down", "source_up"] * 3
     assert len({e["id"] for e in gaps}) == 6
-    for (down, up), back in zip(zip(gaps[::2], gaps[1::2]), returns):
+    for (down, up), back in zip(zip(gaps[::2], gaps[1::2], strict=True), returns, strict=True):
         assert up["wall_time"] >= back  # up only once the server is back
         # back within a port probe (0.25 s) and connecting (the server's 1 s keyframe
         # interval), not after the next backoff step (4 s after the outage began)
