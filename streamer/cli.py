@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, get_args
 
-from streamer.config import DETECTOR_VARIANTS, TRACKER_VARIANTS, SourceConfig, names
+from streamer.config import DETECTOR_VARIANTS, EVENT_SINK_VARIANTS, TRACKER_VARIANTS, SourceConfig, names
 from streamer.decode import HWACCELS
 from streamer.errors import ConfigError, StreamerError
 
@@ -26,9 +26,8 @@ def _run_parser(sub: Any) -> None:
     p.add_argument("--config", help="YAML config file (flags override it)")
     p.add_argument("--out-video", help="annotated video to write (.mp4)")
     p.add_argument("--events", help="JSONL event file to write ('-': standard output)")
-    p.add_argument("--mqtt", metavar="URL", help="also publish events to this MQTT broker (mqtt://host:1883)")
-    p.add_argument("--redis", metavar="URL", help="also add events to a Redis stream (redis://host:6379/0)")
-    p.add_argument("--webhook", metavar="URL", help="also POST events to this URL")
+    for kind, flag_help in _url_sinks().items():  # --webhook, --mqtt, --redis
+        p.add_argument(f"--{kind}", metavar="URL", help=flag_help)
     p.add_argument("--mot", help="MOT-format track file to write")
     p.add_argument("--detector", choices=names(DETECTOR_VARIANTS), help="yolo (weights) or mot (replay det.txt)")
     p.add_argument("--weights", help="YOLO weights path or name (default yolo11n.pt)")
@@ -50,6 +49,11 @@ def _run_parser(sub: Any) -> None:
     p.add_argument("--duration", type=float,
                    help="stop cleanly after this many seconds (live sources run until stopped)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def _url_sinks() -> dict[str, str]:
+    """The event sinks a URL alone sets up, by type, with their flag's help."""
+    return {names((v,), "type")[0]: v.flag_help for v in EVENT_SINK_VARIANTS if "url" in v.model_fields}
 
 
 def _overrides(args: argparse.Namespace) -> dict[str, Any]:
@@ -81,7 +85,7 @@ def _run_config(args: argparse.Namespace) -> Any:
     from streamer.config import event_sink_config, load_config
 
     config = load_config(args.config, _overrides(args))
-    for kind in ("mqtt", "redis", "webhook"):  # added to the config file's sinks
+    for kind in _url_sinks():  # added to the config file's sinks
         if getattr(args, kind):
             try:
                 sink = event_sink_config(type=kind, url=getattr(args, kind))

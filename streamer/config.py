@@ -262,6 +262,8 @@ class StdoutSinkConfig(_EventSinkBase):
 class _NetworkSinkBase(_EventSinkBase):
     """Events delivered through a durable outbox: in order, at least once."""
 
+    flag_help: ClassVar[str]  # the help of its command-line flag (--<type> URL)
+
     url: str | None = Field(None, description="the endpoint")
     batch: int | None = Field(None, ge=1, description="events per send (default: 1000 for mqtt, 100 otherwise)")
     timeout: float = Field(5.0, gt=0, description="seconds per network operation")
@@ -292,6 +294,7 @@ class WebhookSinkConfig(_NetworkSinkBase):
     """Events POSTed as JSON arrays."""
 
     type: Literal["webhook"]
+    flag_help = "also POST events to this URL"
     headers: dict[str, str] = Field(default_factory=dict, description="extra HTTP headers")
 
     def transport_options(self) -> dict[str, Any]:
@@ -302,6 +305,7 @@ class MqttSinkConfig(_NetworkSinkBase):
     """Events published to an MQTT broker."""
 
     type: Literal["mqtt"]
+    flag_help = "also publish events to this MQTT broker (mqtt://host:1883)"
     topic: str = Field("streamer/{source_id}/{type}", description="topic template")
     qos: int = Field(1, ge=0, le=2)
 
@@ -313,6 +317,7 @@ class RedisSinkConfig(_NetworkSinkBase):
     """Events added to Redis streams."""
 
     type: Literal["redis"]
+    flag_help = "also add events to a Redis stream (redis://host:6379/0)"
     stream: str = Field("streamer:{source_id}", description="stream key template")
     maxlen: int | None = Field(100_000, ge=1, description="trim the stream to about this length")
 

@@ -102,10 +102,11 @@ def unmatched(matches: np.ndarray, n: int, m: int) -> tuple[np.ndarray, np.ndarr
 
 @numba.njit(cache=True)
 def _pairs_above(iou, threshold):
-    """Pairs with ``iou > threshold`` and whether they are one-to-one."""
+    """The pairs with ``iou > threshold`` as ``(K, 2)``, whether they are one-to-one,
+    and the rows and columns in none of them (one pass, no temporaries: this runs on
+    every frame)."""
     n, m = iou.shape
-    rows = np.empty(n * m, np.int64)
-    cols = np.empty(n * m, np.int64)
+    pairs = np.empty((n * m, 2), np.intp)
     row_used = np.zeros(n, np.bool_)
     col_used = np.zeros(m, np.bool_)
     k = 0
@@ -113,14 +114,14 @@ def _pairs_above(iou, threshold):
     for i in range(n):
         for j in range(m):
             if iou[i, j] > threshold:
-                rows[k] = i
-                cols[k] = j
+                pairs[k, 0] = i
+                pairs[k, 1] = j
                 k += 1
                 if row_used[i] or col_used[j]:
                     unique = False
                 row_used[i] = True
                 col_used[j] = True
-    return rows[:k], cols[:k], unique
+    return pairs[:k], unique, np.flatnonzero(~row_used), np.flatnonzero(~col_used)
 
 
 def assign_sort(
@@ -146,15 +147,35 @@ def assign_sort(
     n, m = iou.shape
     if n == 0 or m == 0:
         return EMPTY_MATCHES, np.arange(n), np.arange(m)
-    rows, cols, unique = _pairs_above(iou, threshold)
-    if not len(rows):  # nothing above the threshold: nothing can pass it
-        return EMPTY_MATCHES, np.arange(n), np.arange(m)
+    pairs, unique, free_rows, free_cols = _pairs_above(iou, threshold)
+    if not len(pairs):  # nothing above the threshold: nothing can pass it
+        return EMPTY_MATCHES, free_rows, free_cols
     if fast_path and unique:
-        matches = np.stack([rows, cols], axis=1)
-        return (matches, *unmatched(matches, n, m))
+        return pairs, free_rows, free_cols
     rows, cols = linear_sum_assignment(-(iou if bonus is None else iou + bonus))
-    good = iou[rows, cols] >= threshold
-    matches = np.stack([rows[good], cols[good]], axis=1)
-    never = np.ones(n, bool)
-    never[rows] = False
-    return matches, np.concatenate([np.flatnonzero(never), rows[~good]]), unmatched(matches, n, m)[1]
+    return _keep_above(iou, rows, cols, threshold)
+
+
+@numba.njit(cache=True)
+def _keep_above(iou, rows, cols, threshold):
+    """The solver's pairs with ``iou >= threshold``; unmatched rows as the reference
+    orders them (never assigned, then dropped); unmatched columns."""
+    n, m = iou.shape
+    matches = np.empty((rows.shape[0], 2), np.intp)
+    dropped = np.empty(rows.shape[0], np.intp)
+    assigned = np.zeros(n, np.bool_)
+    col_free = np.ones(m, np.bool_)
+    k = d = 0
+    for p in range(rows.shape[0]):
+        i, j = rows[p], cols[p]
+        assigned[i] = True
+        if iou[i, j] >= threshold:
+            matches[k, 0] = i
+            matches[k, 1] = j
+            col_free[j] = False
+            k += 1
+        else:
+            dropped[d] = i
+            d += 1
+    free_rows = np.concatenate((np.flatnonzero(~assigned), dropped[:d]))
+    return matches[:k], free_rows, np.flatnonzero(col_free)

@@ -125,9 +125,13 @@ class TrackTable:
         """The output of an ``update``: the input rows matched by the ``shown`` tracks,
         with their ids and the tracker's boxes (row provenance: ``det_of_track[t]`` is the
         input row of track ``t``). Remembers them for :meth:`predict`."""
-        self._shown = shown
         rows = np.flatnonzero(shown)
-        boxes = self._boxes(self._kf[0, rows]).astype(np.float32)
+        return self._output(detections, det_of_track, shown, rows, self._boxes(self._kf[0, rows]).astype(np.float32))
+
+    def _output(self, detections: Detections, det_of_track: np.ndarray, shown: np.ndarray, rows: np.ndarray,
+                boxes: np.ndarray) -> Detections:
+        """:meth:`_report` with the reported ``rows`` and their ``boxes`` (float32) known."""
+        self._shown = shown
         return detections.take(det_of_track[rows], self._int[rows, ID], track_xyxy=boxes)
 
     def predict(self, steps: int) -> Detections:

@@ -37,9 +37,10 @@ def _advance(kf, ints, period, q_pos, q_vel):
 
 
 @numba.njit(cache=True)
-def _status(ints, min_hits, everyone, max_age):
+def _status(ints, pos, min_hits, everyone, max_age):
     """Which tracks are reported (matched now, and with ``min_hits`` hits in a row unless
-    ``everyone``) and which stay alive."""
+    ``everyone``), their rows and boxes, and which tracks stay alive (one pass: this is
+    most of a frame's work besides the association)."""
     n = ints.shape[0]
     shown = np.zeros(n, np.bool_)
     alive = np.ones(n, np.bool_)
@@ -49,7 +50,17 @@ def _status(ints, min_hits, everyone, max_age):
             shown[i] = True
         if since > max_age:
             alive[i] = False
-    return shown, alive
+    rows = np.flatnonzero(shown)
+    boxes = np.empty((rows.shape[0], 4), np.float32)
+    for k in range(rows.shape[0]):
+        x, y, area, ratio = pos[rows[k], 0], pos[rows[k], 1], pos[rows[k], 2], pos[rows[k], 3]
+        w = np.sqrt(area * ratio)
+        h = area / w
+        boxes[k, 0] = x - w / 2.0
+        boxes[k, 1] = y - h / 2.0
+        boxes[k, 2] = x + w / 2.0
+        boxes[k, 3] = y + h / 2.0
+    return shown, rows, boxes, alive
 
 
 @numba.njit(cache=True)
@@ -129,7 +140,8 @@ class Sort(TrackTable):
                       detections.confidence[new])
             det_of_track = np.concatenate([det_of_track, new])
 
-        shown, alive = _status(self._int, self.min_hits, self.frame_count <= self.min_hits, self.max_age)
-        result = self._report(detections, det_of_track, shown)
+        shown, rows, boxes, alive = _status(self._int, self._kf[0], self.min_hits, self.frame_count <= self.min_hits,
+                                            self.max_age)
+        result = self._output(detections, det_of_track, shown, rows, boxes)
         self._keep(alive)
         return result
