@@ -109,3 +109,6 @@ def test_cli_choices_come_from_the_config_variants():
     assert (run.tracker, run.detector) == ("bytetrack", "mot")
     with pytest.raises(SystemExit):
         parser.parse_args(["run", "x.mp4", "--tracker", "deepsort"])
+    # every event sink that a URL alone sets up has its flag
+    run = parser.parse_args(["run", "x.mp4", "--webhook", "http://h/x", "--mqtt", "mqtt://h", "--redis", "redis://h"])
+    assert (run.webhook, run.mqtt, run.redis) == ("http://h/x", "mqtt://h", "redis://h")
