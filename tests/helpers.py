@@ -55,3 +55,30 @@ def binary(name: str, package: str | None = None) -> str:
     if path is None:
         pytest.skip(f"{name} is not installed (apt-get install {package or name.split('-')[0]})")
     return path
+
+
+def run_in_thread(pipeline) -> tuple:
+    """``pipeline.run()`` on a thread; the dict it returns gets ``summary`` or ``error``."""
+    import threading
+
+    result: dict = {}
+
+    def target():
+        try:
+            result["summary"] = pipeline.run()
+        except BaseException as exc:  # reported by the test
+            result["error"] = exc
+
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    return thread, result
+
+
+def wait_for(condition, timeout: float = 20.0, what: str = "the condition") -> None:
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(0.02)

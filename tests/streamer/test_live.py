@@ -18,7 +18,7 @@ import av
 import jsonschema
 import numpy as np
 import pytest
-from helpers import BlobDetector, free_port
+from helpers import BlobDetector, free_port, run_in_thread, wait_for
 
 from sinks.events import SCHEMA_FILE
 from streamer.config import load_config
@@ -37,28 +37,6 @@ def read_events(path: Path) -> list[dict]:
 def frame_count(path: Path) -> int:
     with av.open(str(path)) as c:
         return sum(1 for _ in c.decode(video=0))
-
-
-def run_in_thread(pipeline: Pipeline) -> tuple[threading.Thread, dict]:
-    result: dict = {}
-
-    def target():
-        try:
-            result["summary"] = pipeline.run()
-        except BaseException as exc:  # reported by the test
-            result["error"] = exc
-
-    thread = threading.Thread(target=target, daemon=True)
-    thread.start()
-    return thread, result
-
-
-def wait_for(condition, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.05)
 
 
 def live_config(tmp_path: Path, sources: list[dict], **extra) -> object:

@@ -6,7 +6,7 @@ import time
 
 import av
 import pytest
-from helpers import OBJECTS, BlobDetector, clip_with_detections
+from helpers import OBJECTS, BlobDetector, clip_with_detections, run_in_thread, wait_for
 
 from streamer.config import OutputConfig, SourceConfig, load_config
 from streamer.errors import ConfigError
@@ -37,16 +37,7 @@ class StallingSink(Sink):
 
 
 def run_with_timeout(pipeline: Pipeline, seconds: float) -> dict:
-    result: dict = {}
-
-    def target():
-        try:
-            result["summary"] = pipeline.run()
-        except BaseException as exc:  # handed to the test
-            result["error"] = exc
-
-    thread = threading.Thread(target=target, daemon=True)
-    thread.start()
+    thread, result = run_in_thread(pipeline)
     thread.join(seconds)
     result["hung"] = thread.is_alive()
     if result["hung"]:
@@ -118,10 +109,3 @@ def test_sources_added_and_removed_while_running(tmp_path, monkeypatch):
         started = sorted(e["track_id"] for e in lines if e["source_id"] == sid and e["type"] == "track_started")
         ended = sorted(e["track_id"] for e in lines if e["source_id"] == sid and e["type"] == "track_ended")
         assert started and started == ended
-
-
-def wait_for(condition, seconds: float = 20.0) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.02)
