@@ -133,17 +133,42 @@ def cmd_run(args: argparse.Namespace) -> int:
     config = _run_config(args)
     bar = _ProgressBar()
     pipeline = Pipeline(config, progress=bar if config.progress else None)
-    # SIGTERM (docker stop, systemd) ends a live run cleanly, like reaching --duration.
-    previous = signal.signal(signal.SIGTERM, lambda *_: pipeline.stop())
+    interrupted = _StopOnSignals(pipeline)
     try:
         pipeline.run()
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        interrupted.restore()
         bar.close()
         if pipeline.summary is not None:
             # stdout may be carrying the events themselves
             _print_summary(pipeline.summary, sys.stderr if config.output.to_stdout() else sys.stdout)
+    if interrupted.by_ctrl_c:
+        print("streamer: interrupted; tracks were ended and the outputs finished", file=sys.stderr)
+        return 130
     return 0
+
+
+class _StopOnSignals:
+    """SIGTERM (docker stop, systemd) and a first Ctrl-C end the run cleanly, like
+    reaching --duration: tracks end, outputs are finished, the summary is real. A second
+    Ctrl-C interrupts at once (outputs are still closed as valid files)."""
+
+    def __init__(self, pipeline: Any) -> None:
+        self.pipeline = pipeline
+        self.by_ctrl_c = False
+        self._previous = {sig: signal.signal(sig, self._handle) for sig in (signal.SIGTERM, signal.SIGINT)}
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if signum == signal.SIGINT:
+            if self.by_ctrl_c:
+                raise KeyboardInterrupt
+            self.by_ctrl_c = True
+            print("streamer: stopping (Ctrl-C again to interrupt at once)", file=sys.stderr)
+        self.pipeline.stop()
+
+    def restore(self) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
 
 
 def _print_summary(s: Any, file: Any) -> None:

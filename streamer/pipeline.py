@@ -158,6 +158,7 @@ class Pipeline:
         self.summary: Summary | None = None
         self._shared: list[Sink] = []
         self._halt = threading.Event()  # an error: everything stops now
+        self._stop_asked = threading.Event()  # a clean stop: sources end, what was read is processed
         self._errors: list[BaseException] = []
         self._running = False
         self._inference: threading.Thread | None = None
@@ -215,7 +216,11 @@ class Pipeline:
 
     def stop(self) -> None:
         """Ends the run cleanly: sources stop, frames already read are processed, every
-        output is finished (for live sources: SIGTERM, a set duration)."""
+        output is finished (SIGTERM, Ctrl-C, a set duration). Safe to call from a signal
+        handler: it only raises a flag, which the running loop acts on within 0.2 s."""
+        self._stop_asked.set()
+
+    def _stop_sources(self) -> None:
         self.group.seal()
         with self._lock:
             for st in self.streams.values():
@@ -384,6 +389,7 @@ class Pipeline:
         marks: dict[str, _Mark] = {}
         inference = self._inference
         assert inference is not None
+        stopping = False
         while True:
             try:
                 item, dets = handoff.get(timeout=0.2)
@@ -393,7 +399,10 @@ class Pipeline:
                     return
                 item = None
             if duration is not None and time.perf_counter() - start >= duration:
-                self.stop()
+                self._stop_asked.set()
+            if self._stop_asked.is_set() and not stopping:
+                self._stop_sources()
+                stopping = True
             if time.monotonic() >= next_window:
                 self._window(time.time(), marks)
                 next_window = time.monotonic() + interval

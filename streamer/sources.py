@@ -86,14 +86,16 @@ class VideoSource:
         packets were corrupt or the file ended before its declared length."""
         timeline = FileTimeline(self._stream.time_base, self.fps)
         errors: list[str] = []
+        stop = stop or threading.Event()
         try:
-            yield from decode(self._container, self._stream, self.id, sampler, timeline, stop or threading.Event(),
+            yield from decode(self._container, self._stream, self.id, sampler, timeline, stop,
                               lambda exc: errors.append(reason(exc)))
         except av.error.FFmpegError as exc:
             errors.append(reason(exc))
         finally:
             self._container.close()
-        self._check_complete(errors, timeline)
+        if not stop.is_set():  # stopped early on purpose: the rest was not read, not missing
+            self._check_complete(errors, timeline)
 
     def _check_complete(self, errors: list[str], timeline: FileTimeline) -> None:
         """Raises SourceError, after every readable frame, if the file was damaged."""

@@ -113,3 +113,16 @@ def test_corrupt_packets_are_reported_after_the_good_frames(tmp_path):
         for frame in open_source(str(path)).frames(Sampler()):
             got.append(frame.index)
     assert len(got) >= 20
+
+
+def test_a_stopped_file_ends_quietly(tiny_video):
+    """Stopping a file early (SIGTERM, --duration) is no truncation."""
+    import threading
+
+    stop = threading.Event()
+    frames = []
+    for frame in VideoSource(str(tiny_video[0])).frames(Sampler(), stop):
+        frames.append(frame.index)
+        if frame.index == 9:
+            stop.set()
+    assert frames[:10] == list(range(10)) and len(frames) < 40
