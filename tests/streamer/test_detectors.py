@@ -157,3 +157,23 @@ def test_half_precision_path_runs_on_cpu(data):
     (a,), (b,) = full(frames_from(images)), half(frames_from(images))
     assert next(half.model.parameters()).dtype == torch.float16
     assert len(a) > 0 and abs(len(a) - len(b)) <= max(2, len(a) // 10)
+
+
+def test_detectors_speak_the_protocol_and_report_their_steps(detector, tiny_video, tmp_path):
+    from streamer.protocols import Detector
+    from streamer.sampling import Sampler
+    from streamer.sources import VideoSource
+
+    det = tmp_path / "det.txt"
+    det.write_text("1,-1,10,20,30,40,0.9,-1,-1,-1\n")
+    mot = MotDetector(det)
+    assert isinstance(detector, Detector) and isinstance(mot, Detector)
+    assert mot.stage_seconds() == {}
+    images = [f.image for f in VideoSource(str(tiny_video[0])).frames(Sampler())][:4]
+    before = detector.stage_seconds()
+    detector(frames_from(images))
+    after = detector.stage_seconds()
+    assert set(after) == {"preprocess", "forward", "nms"}
+    assert all(after[k] > before[k] for k in after)  # each step of the batch was timed
+    after["forward"] = -1.0  # a copy: the caller cannot change the detector's figures
+    assert detector.stage_seconds()["forward"] > 0
