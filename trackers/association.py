@@ -2,12 +2,12 @@
 
 Every tracker here gates classes the same way: :func:`iou_matrix` given the classes of
 both sides scores a pair of different classes :data:`OTHER_CLASS` (-1), an IoU that no
-threshold admits and that no solver prefers. Matching comes in the two orders the
-published trackers use, both returning ``matches (K, 2)`` as ``(row, col)`` pairs plus
-the unmatched rows and columns:
+threshold admits and that no solver prefers; :func:`iou_cost` turns it into an infinite
+cost. Matching comes in the two orders the published trackers use, both returning
+``matches (K, 2)`` as ``(row, col)`` pairs plus the unmatched rows and columns:
 
-- :func:`assign` (ByteTrack): pairs past the threshold are admissible, then the
-  minimum-cost matching among them;
+- :func:`assign` (ByteTrack, on :func:`iou_cost`): pairs past the threshold are
+  admissible, then the minimum-cost matching among them;
 - :func:`assign_sort` (SORT, OC-SORT): the maximum-similarity matching first, then pairs
   below the threshold are dropped, as the reference implementations do (their results
   are reproduced only in this order).
@@ -19,7 +19,7 @@ import numba
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-__all__ = ["EMPTY_MATCHES", "OTHER_CLASS", "assign", "assign_sort", "iou_matrix", "unmatched"]
+__all__ = ["EMPTY_MATCHES", "OTHER_CLASS", "assign", "assign_sort", "iou_cost", "iou_matrix", "unmatched"]
 
 EMPTY_MATCHES = np.empty((0, 2), dtype=np.intp)
 OTHER_CLASS = -1.0  # the IoU of a pair of different classes: never matched
@@ -42,6 +42,7 @@ def _iou(a, b, class_a, class_b, out):
 
 
 _NO_CLASSES = np.empty(0, np.int64)
+_NO_SCORES = np.empty(0, np.float32)
 
 
 def iou_matrix(
@@ -61,6 +62,27 @@ def iou_matrix(
         np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64),
         np.asarray(class_a, dtype=np.int64), np.asarray(class_b, dtype=np.int64), out,
     )
+    return out
+
+
+@numba.njit(cache=True)
+def _iou_cost(iou, scores, out):
+    fuse = scores.shape[0] > 0
+    for i in range(iou.shape[0]):
+        for j in range(iou.shape[1]):
+            if iou[i, j] == OTHER_CLASS:
+                out[i, j] = np.inf
+            else:
+                out[i, j] = 1.0 - (iou[i, j] * scores[j] if fuse else iou[i, j])
+
+
+def iou_cost(iou: np.ndarray, scores: np.ndarray | None = None) -> np.ndarray:
+    """ByteTrack's cost ``1 - IoU`` (``1 - IoU * score`` with the column ``scores``
+    ``(M,)``), infinite for pairs of other classes: :func:`assign` then never admits
+    them, whatever its threshold (``1 - OTHER_CLASS * score`` would be admitted by a
+    threshold of ``1 + score``)."""
+    out = np.empty(iou.shape)
+    _iou_cost(iou, _NO_SCORES if scores is None else np.asarray(scores), out)
     return out
 
 

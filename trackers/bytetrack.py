@@ -12,7 +12,7 @@ import numpy as np
 
 from streamer.types import Detections
 from trackers import kalman
-from trackers.association import assign, iou_matrix
+from trackers.association import assign, iou_cost, iou_matrix
 from trackers.base import xyah_to_xyxy, xyxy_to_xyah
 from trackers.core import CLASS, TrackTable
 
@@ -87,12 +87,10 @@ class ByteTrack(TrackTable):
 
     def _cost(self, rows: np.ndarray, dets: Detections, det_rows: np.ndarray, fuse: bool) -> np.ndarray:
         """``1 - IoU`` (times the score with ``fuse``) of tracks ``rows`` and boxes
-        ``det_rows``; pairs of other classes cost at least 1, past every threshold here."""
-        sim = self._iou(xyah_to_xyxy(self._kf[0, rows]), dets.xyxy[det_rows].astype(np.float64),
+        ``det_rows``; pairs of other classes (when class-aware) cost infinity."""
+        iou = self._iou(xyah_to_xyxy(self._kf[0, rows]), dets.xyxy[det_rows].astype(np.float64),
                         self._int[rows, CLASS], dets.class_id[det_rows])
-        if fuse:
-            sim = sim * dets.confidence[det_rows][None, :]
-        return 1.0 - sim
+        return iou_cost(iou, dets.confidence[det_rows] if fuse else None)
 
     def _update_tracks(self, rows: np.ndarray, dets: Detections, det_rows: np.ndarray) -> None:
         if not len(rows):

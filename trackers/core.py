@@ -24,17 +24,22 @@ from streamer.types import Detections
 from trackers import kalman
 from trackers.association import iou_matrix
 
-__all__ = ["CLASS", "ID", "SortModel", "TrackTable", "stop_shrinking"]
+__all__ = ["CLASS", "ID", "SortModel", "TrackTable", "sort_predict"]
 
 ID, CLASS = 0, 1  # the first two columns of every tracker's integer state
 
 
 @numba.njit(cache=True)
-def stop_shrinking(kf):
-    """SORT zeroes the area's velocity where the area would shrink through zero."""
-    for i in range(kf.shape[1]):
-        if kf[1, i, 2] + kf[0, i, 2] <= 0:
-            kf[1, i, 2] = 0.0
+def sort_predict(kf, steps, q_pos, q_vel):
+    """``steps`` prediction steps of SORT's model for every track of ``kf``, in place,
+    for compiled callers (noise as :data:`SortModel.Q_POS2`, :data:`SortModel.Q_VEL2`).
+    Before each step the area's velocity is zeroed where the area would shrink through
+    zero, as the reference does."""
+    for _ in range(steps):
+        for i in range(kf.shape[1]):
+            if kf[1, i, 2] + kf[0, i, 2] <= 0:
+                kf[1, i, 2] = 0.0
+        kalman.predict_kernel(kf, q_pos, q_vel)
 
 
 class SortModel:
@@ -53,9 +58,7 @@ class SortModel:
     @staticmethod
     def predict(kf: np.ndarray, steps: int) -> None:
         """``steps`` prediction steps of every track of ``kf``, in place."""
-        for _ in range(steps):
-            stop_shrinking(kf)
-            kalman.predict(kf, SortModel.Q_POS, SortModel.Q_VEL)
+        sort_predict(kf, steps, SortModel.Q_POS2, SortModel.Q_VEL2)
 
 
 class TrackTable:

@@ -28,7 +28,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-__all__ = ["initiate", "predict", "update", "to_full"]
+__all__ = ["initiate", "predict", "predict_kernel", "to_full", "update", "update_kernel"]
 
 
 def initiate(z: np.ndarray, p_pos: np.ndarray, p_vel: np.ndarray) -> np.ndarray:
@@ -55,7 +55,9 @@ def _rows2d(noise: np.ndarray) -> np.ndarray:
 
 
 @numba.njit(cache=True)
-def _predict(kf, q_pos, q_vel):
+def predict_kernel(kf, q_pos, q_vel):
+    """:func:`predict` for compiled callers (the trackers' own kernels): noise is 2-D,
+    ``(1, A)`` shared or ``(N, A)`` per track."""
     n, a = kf.shape[1], kf.shape[2]
     shared = q_pos.shape[0] == 1
     for i in range(n):
@@ -77,11 +79,13 @@ def predict(kf: np.ndarray, q_pos: np.ndarray, q_vel: np.ndarray) -> None:
         q_pos: Process noise variance of positions, ``(A,)`` or ``(N, A)``.
         q_vel: Process noise variance of velocities, ``(A,)`` or ``(N, A)``.
     """
-    _predict(kf, _rows2d(q_pos), _rows2d(q_vel))
+    predict_kernel(kf, _rows2d(q_pos), _rows2d(q_vel))
 
 
 @numba.njit(cache=True)
-def _update(kf, rows, z, r):
+def update_kernel(kf, rows, z, r):
+    """:func:`update` for compiled callers: ``rows`` int64, ``r`` 2-D, ``(1, A)`` shared
+    or ``(K, A)`` per measurement."""
     a = kf.shape[2]
     shared = r.shape[0] == 1
     for k in range(rows.shape[0]):
@@ -117,7 +121,7 @@ def update(kf: np.ndarray, z: np.ndarray, r: np.ndarray, rows: np.ndarray | None
     """
     if rows is None:
         rows = np.arange(kf.shape[1])
-    _update(kf, np.asarray(rows, dtype=np.int64), np.asarray(z, dtype=np.float64), _rows2d(r))
+    update_kernel(kf, np.asarray(rows, dtype=np.int64), np.asarray(z, dtype=np.float64), _rows2d(r))
 
 
 def to_full(kf: np.ndarray, velocity_axes: int) -> tuple[np.ndarray, np.ndarray]:

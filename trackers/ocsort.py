@@ -25,7 +25,7 @@ from streamer.types import Detections
 from trackers import kalman
 from trackers.association import assign_sort
 from trackers.base import xysr_to_xyxy, xyxy_to_xysr
-from trackers.core import CLASS, SortModel, TrackTable, stop_shrinking
+from trackers.core import CLASS, SortModel, TrackTable, sort_predict
 
 __all__ = ["OcSort"]
 
@@ -104,9 +104,8 @@ def _virtual_path(kf, z_old, z_new, gap, q_pos, q_vel, r):
         z[0, 1] = z_old[1] + f * (z_new[1] - z_old[1])
         z[0, 2] = w * h
         z[0, 3] = w / h
-        stop_shrinking(kf)
-        kalman._predict(kf, q_pos, q_vel)
-        kalman._update(kf, row, z, r)
+        sort_predict(kf, 1, q_pos, q_vel)
+        kalman.update_kernel(kf, row, z, r)
 
 
 class OcSort(TrackTable):

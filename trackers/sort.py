@@ -14,7 +14,7 @@ from streamer.types import Detections
 from trackers import kalman
 from trackers.association import assign_sort
 from trackers.base import xysr_to_xyxy, xyxy_to_xysr
-from trackers.core import CLASS, SortModel, TrackTable, stop_shrinking
+from trackers.core import CLASS, SortModel, TrackTable, sort_predict
 
 __all__ = ["Sort"]
 
@@ -26,9 +26,7 @@ _HITS, _STREAK, _SINCE, _AGE = range(2, 6)
 def _advance(kf, ints, period, q_pos, q_vel):
     """``period`` prediction steps of SORT's filter, and the counters of a step: a hit
     streak ends with a missed frame."""
-    for _ in range(period):
-        stop_shrinking(kf)
-        kalman._predict(kf, q_pos, q_vel)
+    sort_predict(kf, period, q_pos, q_vel)
     for i in range(ints.shape[0]):
         if ints[i, _SINCE] > 0:
             ints[i, _STREAK] = 0

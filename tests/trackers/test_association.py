@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from trackers.association import OTHER_CLASS, assign, assign_sort, iou_matrix
+from trackers.association import OTHER_CLASS, assign, assign_sort, iou_cost, iou_matrix
 
 
 def test_iou_values():
@@ -44,9 +44,16 @@ def test_pairs_of_other_classes_are_gated_the_same_way_for_every_matcher():
     others = np.array([[0, 0, 10, 10], [0, 0, 10, 20]], float)
     iou = iou_matrix(boxes, others, np.array([0, 1]), np.array([1, 1]))
     assert iou.tolist() == [[OTHER_CLASS, OTHER_CLASS], [1.0, 0.5]]
-    # assign (cost = 1 - iou, ByteTrack) never admits them, even at the loosest threshold
+    # assign on plain 1 - iou (cost 2) does not admit them below a threshold of 2
     m, ur, uc = assign(1.0 - iou, 0.999)
     assert m.tolist() == [[1, 0]] and ur.tolist() == [0] and uc.tolist() == [1]
+    # through iou_cost they cost infinity: not admitted even past 1 + score, where
+    # 1 - OTHER_CLASS * score would be
+    cost = iou_cost(iou, np.array([0.5, 0.0], np.float32))
+    assert cost.tolist() == [[np.inf, np.inf], [0.5, 1.0]]
+    m, ur, uc = assign(cost, 3.0)
+    assert m.tolist() == [[1, 0]] and ur.tolist() == [0] and uc.tolist() == [1]
+    assert iou_cost(iou).tolist() == [[np.inf, np.inf], [0.0, 0.5]]
     # nor does assign_sort, even where its solver must place row 0 somewhere
     m, ur, uc = assign_sort(iou, 0.3, fast_path=False)
     assert m.tolist() == [[1, 0]] and ur.tolist() == [0] and uc.tolist() == [1]

@@ -57,3 +57,11 @@ def test_class_aware_and_reset():
     assert out.tracker_id.tolist() == [2]
     t.reset()
     assert t.update(dets([walk(0)], [0.9])).tracker_id.tolist() == [1]
+
+
+def test_other_class_never_matched_whatever_the_threshold():
+    # past 1 + score, a gated IoU (-1) fused with the score would be admissible
+    t = ByteTrack(match_thresh=2.5)
+    t.update(dets([walk(0)], [0.9], [0]))
+    out = t.update(dets([walk(1)], [0.9], [1]))
+    assert out.tracker_id.tolist() == [] and sorted(t.alive_ids.tolist()) == [1, 2]
