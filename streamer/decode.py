@@ -1,12 +1,13 @@
 """Decoding with PyAV: the one loop every video source runs, and opening containers with
 hardware decoding where there is some.
 
-:func:`decode` demuxes and decodes, asks a :class:`Timeline` for each decoded frame's
-pts and capture time, asks the sampler before the pixel conversion (a skipped frame
-costs none), and yields :class:`~streamer.types.Frame` objects. What differs between a
-file and a camera lives in the timeline: a file's pts are its own (exact, from the time
-base); a camera's continue across reconnects, never step back and may be paced to the
-wall clock. Damaged packets are handed to a callback and skipped.
+:func:`decode` demuxes and decodes, gives each decoded frame its index (every decoded
+frame counts) and its exact pts (``frame.pts * time_base``), asks the sampler before the
+pixel conversion (a skipped frame costs none), and yields
+:class:`~streamer.types.Frame` objects; a damaged packet goes to a callback and is
+skipped. A file runs it as it is. A camera wraps it: reconnecting around it, and, per
+frame, a ``place`` hook that continues the pts across reconnects, paces generated
+sources and reads the capture clock (:mod:`streamer.live`).
 """
 
 from __future__ import annotations
@@ -27,12 +28,13 @@ from streamer.types import Frame
 
 log = logging.getLogger(__name__)
 
-__all__ = ["HWACCELS", "FileTimeline", "Timeline", "decode", "open_container", "reason"]
+__all__ = ["HWACCELS", "HW_FAILURES", "Place", "Position", "decode", "open_container", "reason", "video_stream"]
 
 # The one list of hardware decoders a config may name (config, CLI and open_container use it).
 HWACCELS = ("auto", "none", "cuda", "vaapi", "qsv", "videotoolbox")
 # What `auto` tries, in order, on each platform.
 _AUTO = {"linux": ("cuda", "vaapi", "qsv"), "darwin": ("videotoolbox",), "win32": ("cuda", "d3d11va", "qsv")}
+
 
 
 def reason(exc: BaseException) -> str:
@@ -44,60 +46,77 @@ def reason(exc: BaseException) -> str:
     return text
 
 
-class Timeline(Protocol):
-    """Places decoded frames in time.
+class Position:
+    """How far a source has decoded: ``index``, the index the next decoded frame gets
+    (every decoded frame counts, kept or not), and ``last_pts``, the pts of the last one.
+    :func:`decode` updates it when it ends, however it ends."""
 
-    Attributes:
-        index: The index the next decoded frame gets (counts every decoded frame).
-    """
-
-    index: int
-
-    def place(self, frame: av.VideoFrame) -> tuple[Fraction, float] | None:
-        """The frame's pts (seconds, exact) and capture wall time; None to stop."""
-        ...
-
-
-class FileTimeline:
-    """A file's own timestamps: ``pts * time_base``, or ``index / fps`` where a frame has
-    none; capture time is when it was decoded."""
-
-    def __init__(self, time_base: Fraction | None, fps: Fraction) -> None:
-        self.time_base = time_base
-        self.fps = fps
+    def __init__(self) -> None:
         self.index = 0
         self.last_pts = Fraction(0)
 
-    def place(self, frame: av.VideoFrame) -> tuple[Fraction, float]:
-        if frame.pts is not None and self.time_base is not None:
-            pts = Fraction(frame.pts) * self.time_base
-        else:
-            pts = Fraction(self.index) / self.fps
-        self.last_pts = pts
-        return pts, time.time()
+
+class Place(Protocol):
+    """A live source's per-frame hook in :func:`decode` (see :mod:`streamer.live`)."""
+
+    def __call__(self, t: Fraction | None, index: int, last_pts: Fraction) -> tuple[Fraction, float] | None:
+        """The pts and capture time of decoded frame ``index`` at stream time ``t``
+        (None: it has no timestamp), ``last_pts`` being the previous frame's; None: stop."""
+        ...
 
 
-def decode(container: Any, stream: Any, source_id: str, sampler: Sampling, timeline: Timeline,
-           stop: threading.Event, bad_packet: Callable[[av.error.FFmpegError], None]) -> Iterator[Frame]:
+def video_stream(container: Any, label: str) -> tuple[Any, Fraction]:
+    """The container's first video stream, set to decode in FFmpeg's threads, and its
+    frame rate (30 when it declares none); closes the container and raises SourceError
+    when it has no video."""
+    if not container.streams.video:
+        container.close()
+        raise SourceError(f"{label}: has no video stream")
+    stream = container.streams.video[0]
+    stream.thread_type = "AUTO"
+    return stream, Fraction(stream.average_rate or stream.guessed_rate or Fraction(30))
+
+
+def decode(container: Any, stream: Any, source_id: str, sampler: Sampling, stop: threading.Event, *,
+           position: Position, fps: Fraction, bad_packet: Callable[[av.error.FFmpegError], None],
+           place: Place | None = None) -> Iterator[Frame]:
     """The frames of ``stream`` the sampler keeps, as RGB, until the stream ends or
-    ``stop`` is set. Errors of the demuxer itself are raised to the caller."""
-    for packet in container.demux(stream):
-        if stop.is_set():
-            return
-        try:
-            decoded = packet.decode()
-        except av.error.FFmpegError as exc:  # one damaged packet: the next may be fine
-            bad_packet(exc)
-            continue
-        for frame in decoded:
-            placed = timeline.place(frame)
-            if placed is None:
+    ``stop`` is set; demuxer errors are raised to the caller.
+
+    A frame's pts is ``frame.pts * time_base`` (exact), or ``index / fps`` when it has
+    none, and its capture time is when it was converted. ``place`` (live sources) maps
+    the stream time to the source's own pts and capture time instead, or says stop.
+    """
+    time_base = stream.time_base
+    index, last_pts = position.index, position.last_pts
+    captured = 0.0
+    try:
+        for packet in container.demux(stream):
+            if stop.is_set():
                 return
-            pts, captured = placed
-            index = timeline.index
-            timeline.index = index + 1
-            if sampler.keep(index, pts):
-                yield Frame(source_id, index, pts, frame.to_ndarray(format="rgb24"), captured, sampler.detect())
+            try:
+                decoded = packet.decode()
+            except av.error.FFmpegError as exc:  # one damaged packet: the next may be fine
+                bad_packet(exc)
+                continue
+            for frame in decoded:
+                raw = frame.pts
+                pts = Fraction(raw) * time_base if raw is not None and time_base is not None else None
+                if place is not None:
+                    placed = place(pts, index, last_pts)
+                    if placed is None:
+                        return
+                    pts, captured = placed
+                elif pts is None:
+                    pts = Fraction(index) / fps
+                last_pts = pts
+                if sampler.keep(index, pts):
+                    image = frame.to_ndarray(format="rgb24")
+                    yield Frame(source_id, index, pts, image, time.time() if place is None else captured,
+                                sampler.detect())
+                index += 1
+    finally:  # locals in the loop, the position once: the hot loop pays nothing for it
+        position.index, position.last_pts = index, last_pts
 
 
 class _DeviceFailures:

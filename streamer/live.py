@@ -38,7 +38,7 @@ from urllib.parse import urlsplit
 
 import av
 
-from streamer.decode import HWACCELS, HW_FAILURES, decode, open_container, reason
+from streamer.decode import HWACCELS, HW_FAILURES, Position, decode, open_container, reason, video_stream
 from streamer.errors import SourceError
 from streamer.protocols import Sampling
 from streamer.types import Frame, SourceStatus
@@ -212,9 +212,7 @@ class LiveSource:
     def _open(self) -> Any:
         container = open_container(self.spec.url, self.label, format=self.spec.format, options=self.spec.options,
                                    timeout=(self.timeout, self.timeout), hwaccel=self.hwaccel)
-        if not container.streams.video:
-            container.close()
-            raise SourceError(f"{self.label}: has no video stream")
+        _, self.fps = video_stream(container, self.label)
         return container
 
     def frames(self, sampler: Sampling, stop: threading.Event | None = None) -> Iterator[Frame | SourceStatus]:
@@ -257,9 +255,6 @@ class LiveSource:
                 log.warning("%s: %s; retrying in %.1fs (attempt %d)", self.label, why, wait, outage.failures + 1)
                 self._wait(wait, stop)
                 continue
-            stream = container.streams.video[0]
-            stream.thread_type = "AUTO"
-            self.fps = Fraction(stream.average_rate or stream.guessed_rate or Fraction(30))
             if outage.since is not None:
                 up, attempts = time.time(), outage.failures + 1
                 log.info("%s: connected again after %.1fs (%d attempt(s))", self.label, up - outage.since, attempts)
@@ -281,10 +276,11 @@ class LiveSource:
         """Decodes one connection; returns why it stopped delivering (None: a generated
         source that finished)."""
         stream = container.streams.video[0]
-        timeline.connect(stream.time_base, 1 / self.fps)
+        timeline.connect(1 / self.fps)
         ended = False
         try:
-            yield from decode(container, stream, self.id, sampler, timeline, stop, self._bad_packet)
+            yield from decode(container, stream, self.id, sampler, stop, position=timeline, fps=self.fps,
+                              bad_packet=self._bad_packet, place=timeline.place)
             ended, why = True, "the stream ended"
         except av.error.ExitError:  # PyAV's read timeout interrupted FFmpeg
             why = f"no data for {self.timeout:g}s"
@@ -306,42 +302,40 @@ class _Outage:
     failures: int = 0
 
 
-class _LiveTimeline:
-    """A live source's timeline: pts continue across reconnects (the gap measured on
-    the wall clock) and never step back; frames may be paced to their pts; capture
-    times come from the stream's own clock (:class:`_CaptureClock`)."""
+class _LiveTimeline(Position):
+    """A live source's timeline, around the decode loop: pts continue across reconnects
+    (the gap measured on the wall clock) and never step back; frames may be paced to
+    their pts; capture times come from the stream's own clock (:class:`_CaptureClock`)."""
 
     def __init__(self, realtime: bool, stop: threading.Event) -> None:
+        super().__init__()
         self.realtime = realtime
         self.stop = stop
-        self.index = 0
-        self.last_pts = Fraction(0)
         self.last_wall: float | None = None
-        self.connect(None, Fraction(1, 30))
+        self.connect(Fraction(1, 30))
 
-    def connect(self, time_base: Fraction | None, step: Fraction) -> None:
+    def connect(self, step: Fraction) -> None:
         """A new connection: its timestamps start anew, after the gap."""
-        self.time_base, self.step = time_base, step
+        self.step = step
         gap = Fraction(round((time.time() - self.last_wall) * 1000), 1000) if self.last_wall is not None else 0
         self.base = self.last_pts + gap
         self.first: Fraction | None = None
         self.clock = _CaptureClock()
         self.paced_from = time.monotonic()
 
-    def place(self, frame: av.VideoFrame) -> tuple[Fraction, float] | None:
-        if frame.pts is not None and self.time_base is not None:
-            t = Fraction(frame.pts) * self.time_base
+    def place(self, t: Fraction | None, index: int, last_pts: Fraction) -> tuple[Fraction, float] | None:
+        """The pts and capture time of the frame at stream time ``t`` (None: it has no
+        timestamp); None when ``stop`` was set while pacing."""
+        if t is not None:
             self.first = t if self.first is None else self.first
             pts = self.base + (t - self.first)
         else:
-            pts = self.last_pts + self.step
-        if self.index and pts <= self.last_pts:  # never step back (a camera's clock reset)
-            pts = self.last_pts + self.step
+            pts = last_pts + self.step
+        if index and pts <= last_pts:  # never step back (a camera's clock reset)
+            pts = last_pts + self.step
         if self.realtime:
             ahead = float(pts - self.base) - (time.monotonic() - self.paced_from)
             if ahead > 0 and self.stop.wait(ahead):
                 return None
         self.last_wall = time.time()
-        captured = self.clock.captured(float(pts - self.base), self.last_wall)
-        self.last_pts = pts
-        return pts, captured
+        return pts, self.clock.captured(float(pts - self.base), self.last_wall)

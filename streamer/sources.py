@@ -21,7 +21,7 @@ import av
 import cv2
 import numpy as np
 
-from streamer.decode import FileTimeline, decode, open_container, reason
+from streamer.decode import Position, decode, open_container, reason, video_stream
 from streamer.errors import SourceError
 from streamer.live import LiveSource, Reconnect, parse_uri
 from streamer.mot import read_seqinfo
@@ -41,6 +41,7 @@ class VideoSource:
 
     Attributes:
         id: Source id used in frames and events.
+        label: The URI as logs show it (credentials redacted).
         fps: Average frame rate as an exact Fraction.
         total_frames: Frames the container declares (None when unknown).
         size: ``(height, width)``.
@@ -63,14 +64,8 @@ class VideoSource:
             )
         except av.error.FFmpegError as exc:
             raise SourceError(f"{self.label}: cannot be opened as a video ({reason(exc)})") from None
-        if not self._container.streams.video:
-            self._container.close()
-            raise SourceError(f"{self.label}: has no video stream")
-        stream = self._container.streams.video[0]
-        stream.thread_type = "AUTO"
-        self._stream = stream
-        rate = stream.average_rate or stream.guessed_rate or Fraction(30)
-        self.fps = Fraction(rate)
+        self._stream, self.fps = video_stream(self._container, self.label)
+        stream = self._stream
         self.total_frames = stream.frames or None
         # Declared length in seconds (container header), to tell a truncated file.
         if stream.duration is not None and stream.time_base is not None:
@@ -84,22 +79,22 @@ class VideoSource:
     def frames(self, sampler: Sampling, stop: threading.Event | None = None) -> Iterator[Frame]:
         """Decoded frames the sampler keeps, as RGB; raises SourceError at the end if
         packets were corrupt or the file ended before its declared length."""
-        timeline = FileTimeline(self._stream.time_base, self.fps)
+        position = Position()
         errors: list[str] = []
         stop = stop or threading.Event()
         try:
-            yield from decode(self._container, self._stream, self.id, sampler, timeline, stop,
-                              lambda exc: errors.append(reason(exc)))
+            yield from decode(self._container, self._stream, self.id, sampler, stop, position=position, fps=self.fps,
+                              bad_packet=lambda exc: errors.append(reason(exc)))
         except av.error.FFmpegError as exc:
             errors.append(reason(exc))
         finally:
             self._container.close()
         if not stop.is_set():  # stopped early on purpose: the rest was not read, not missing
-            self._check_complete(errors, timeline)
+            self._check_complete(errors, position)
 
-    def _check_complete(self, errors: list[str], timeline: FileTimeline) -> None:
+    def _check_complete(self, errors: list[str], position: Position) -> None:
         """Raises SourceError, after every readable frame, if the file was damaged."""
-        index, last_pts = timeline.index, timeline.last_pts
+        index, last_pts = position.index, position.last_pts
         if errors:
             raise SourceError(
                 f"{self.label}: {len(errors)} packet(s) could not be decoded ({errors[0]}); "
