@@ -366,7 +366,7 @@ class Pipeline:
             summary.seconds = time.perf_counter() - start  # processing, before the sinks finish
             for sink in self._shared:
                 sink.begin_close()
-        return self._finish(summary, start)
+        return self._finish(summary)
 
     def _start(self, handoff: queue.Queue[_Pair]) -> None:
         self._running = True
@@ -409,11 +409,9 @@ class Pipeline:
             if item is not None:
                 self._handle(item, dets)
 
-    def _finish(self, summary: Summary, start: float) -> Summary:
-        if not summary.seconds:
-            summary.seconds = time.perf_counter() - start
-        for st in self.streams.values():
-            st.summary.dropped = st.buffer.dropped
+    def _finish(self, summary: Summary) -> Summary:
+        """Stage times and outputs into the summary (every source has ended, its drops
+        counted); raises the sources' failures."""
         for step, seconds in self.detector.stage_seconds().items():
             self.times.add(f"detect.{step}", seconds, 0)
         summary.stage_ms = self.times.per_frame_ms(summary.frames)

@@ -9,7 +9,6 @@ the config builds them.
 from __future__ import annotations
 
 import contextlib
-import logging
 import time
 from collections.abc import Callable, Sequence
 from fractions import Fraction
@@ -19,8 +18,6 @@ from streamer.config import Config
 from streamer.metrics import SourceSummary, StageTimes
 from streamer.protocols import Sink, Tracker
 from streamer.types import Detections, Event, Frame, SourceStatus
-
-log = logging.getLogger(__name__)
 
 __all__ = ["StreamProcessor"]
 
