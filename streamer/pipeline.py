@@ -349,12 +349,13 @@ class Pipeline:
         returns the summary or raises the first error."""
         summary = Summary(source=", ".join(st.source.label for st in self.streams.values()))
         summary.sources = {sid: st.summary for sid, st in self.streams.items()}
-        self.summary = summary
         self._total = self.expected_frames()
         handoff: queue.Queue[_Pair] = queue.Queue(maxsize=2 * self.config.detector.batch + 2)
         start = time.perf_counter()
         with contextlib.ExitStack() as stack:
             self._shared[:] = [stack.enter_context(sink) for sink in self.config.output.shared_sinks()]
+            # Only now is there a run to sum up: a sink refused at its start leaves no summary.
+            self.summary = summary
             stack.callback(self._shutdown)
             stack.callback(self._close_processors)
             self._start(handoff)

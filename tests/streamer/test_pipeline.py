@@ -325,3 +325,11 @@ def test_detection_interval_with_every_tracker(tracker, tmp_path):
             assert np.abs(rows[rows[:, 0] == k][:, 2] - x1).min() <= 1.5
     types = [e["type"] for e in read_events(out / "e.jsonl")]
     assert types.count("track_started") == types.count("track_ended") == 2
+
+
+def test_a_sink_refused_at_start_prints_one_line_and_no_summary(tiny_job, capsys):
+    path, _, det = tiny_job
+    assert run_cli(path, "--detector", "mot", "--detections", det, "--mqtt", "http://broker") == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err.strip().splitlines() == [
+        "streamer: config error: mqtt sink: URL 'http://broker' must start with mqtt:// or mqtts://"]
