@@ -115,6 +115,9 @@ class EventMaker:
         return self._make("source_up", str(outage), frame, pts, wall, None,
                           {"downtime": round(downtime, 3), "attempts": attempts})
 
+    def source_removed(self, frame: int, pts: float, wall: float, reason: str) -> Event:
+        return self._make("source_removed", None, frame, pts, wall, None, {"reason": reason})
+
 
 @dataclass
 class _Track:
@@ -204,6 +207,11 @@ class TrackEvents:
     def finish(self) -> list[Event]:
         """``track_ended`` for every track still open (end of stream)."""
         return [self._end(tid) for tid in list(self._tracks)]
+
+    def last_seen(self, tid: int) -> Subject | None:
+        """An open track as last reported (None: not open)."""
+        track = self._tracks.get(tid)
+        return track.last if track is not None else None
 
     def _end(self, tid: int) -> Event:
         t = self._tracks.pop(tid)
@@ -478,4 +486,32 @@ class Analytics:
         frame, pts, wall = self._last
         events = self._ended(self.tracks.finish())
         events.extend(self._close_intervals(pts, frame, wall, final=True))
+        return events
+
+    def removed(self, wall: float, reason: str) -> list[Event]:
+        """The source was taken out of a running pipeline: :meth:`finish`, then
+        ``source_removed``."""
+        frame, pts, _ = self._last
+        return [*self.finish(), self.tracks.make.source_removed(frame, pts, wall, reason)]
+
+    def replace(self, config) -> list[Event]:
+        """Lines, zones and counts of ``config`` from the next frame on; tracks go on.
+
+        The old zones' announced visits end (``zone_exited``, reason
+        ``analytics_replaced``) and the open count interval closes, so every
+        ``zone_entered`` keeps its ``zone_exited`` and no count spans two layouts."""
+        frame, pts, wall = self._last
+        events = []
+        for zone in self.zones:
+            for tid in list(zone.visits):
+                visit, subject = zone.end(tid), self.tracks.last_seen(tid)
+                if visit is not None and subject is not None:
+                    self._count("zone", zone.name, "exited", subject.class_id)
+                    events.append(self.tracks.make.zone_exited(zone.name, visit.since, visit.last_inside, subject,
+                                                               frame, pts, wall, reason="analytics_replaced"))
+        if self._interval_start is not None:
+            events.extend(self._close_intervals(pts, frame, wall, final=True))
+        self._config, self.anchor, self.interval = config, config.anchor, config.count_interval
+        self._interval_start, self._counts = None, {}
+        self.lines, self.zones, self._placed = [], [], False  # placed on the next frame, in its pixels
         return events

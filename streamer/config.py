@@ -62,6 +62,8 @@ class SourceConfig(_Section):
         default_factory=dict, description="more FFmpeg input options (webcams: video_size, framerate, input_format)"
     )
     reconnect: ReconnectConfig = ReconnectConfig()
+    analytics: AnalyticsConfig | None = Field(None, description="this source's lines, zones and counts "
+                                                                "(default: the top-level analytics)")
 
 
 class SamplerConfig(_Section):
@@ -495,6 +497,9 @@ class AnalyticsConfig(_Section):
         if dupes:
             raise ValueError(f"line and zone names must be unique, repeated: {', '.join(dupes)}")
         return self
+
+
+SourceConfig.model_rebuild()  # its analytics section is defined above now
 
 
 class Config(_Section):

@@ -7,11 +7,13 @@ import math
 import os
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
+
+from streamer.types import Event
 
 __all__ = ["Latency", "SourceSummary", "StageTimes", "Summary", "rss_bytes"]
 
@@ -117,6 +119,12 @@ class SourceSummary:
     reconnects: list[float] = field(default_factory=list)  # seconds down, per reconnect
     latency: Latency = field(default_factory=Latency)
     error: str | None = None
+    event_types: dict[str, int] = field(default_factory=dict)  # events raised, by type
+
+    def count_events(self, events: Sequence[Event]) -> None:
+        self.events += len(events)
+        for e in events:
+            self.event_types[e.type] = self.event_types.get(e.type, 0) + 1
 
     @property
     def drop_rate(self) -> float:
@@ -133,9 +141,10 @@ class Summary:
     outputs: dict[str, str] = field(default_factory=dict)
     stage_ms: dict[str, float] = field(default_factory=dict)
     sources: dict[str, SourceSummary] = field(default_factory=dict)
+    retired: list[SourceSummary] = field(default_factory=list)  # sources removed while running
 
     def _total(self, name: str) -> int:
-        return sum(getattr(s, name) for s in self.sources.values())
+        return sum(getattr(s, name) for s in [*self.sources.values(), *self.retired])
 
     @property
     def frames(self) -> int:

@@ -35,12 +35,13 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Union
 
 from streamer.buffer import BufferGroup, Closed, RingBuffer
-from streamer.config import Config, SourceConfig, per_source
+from streamer.config import AnalyticsConfig, Config, SourceConfig, per_source
 from streamer.errors import ConfigError, SourceError, StreamerError
 from streamer.live import Reconnect
 from streamer.metrics import Latency, SourceSummary, StageTimes, Summary, rss_bytes
@@ -73,16 +74,30 @@ _Mark = tuple[float, int, int, Latency]  # a source's time, frames, drops and la
 
 class Stream:
     """One source in the pipeline: its decode side (source, sampler, ring buffer, thread)
-    and its processor."""
+    and its processor.
 
-    def __init__(self, source: Source, sampler: Sampler, buffer: RingBuffer[_Item]) -> None:
+    ``state`` is what the processed output last showed: ``connecting`` (no frame yet),
+    ``up``, ``down`` (a live source reconnecting), ``ended`` (a file read to its end, or
+    stopped), ``failed`` or ``removed``. ``decoded`` counts frames its decode thread
+    handed on; ``busy_since`` is when the decode thread began waiting on its source
+    (None: not waiting), for the watchdog.
+    """
+
+    def __init__(self, source: Source, sampler: Sampler, buffer: RingBuffer[_Item], cfg: SourceConfig) -> None:
         self.source = source
         self.id = source.id
+        self.cfg = cfg
         self.sampler = sampler
         self.buffer = buffer
         self.summary = SourceSummary(source.id, source.label, source.live)
         self.stop = threading.Event()  # ends this source's decoding (stop(), duration, removal)
         self.removed = False
+        self.remove_reason = "removed"
+        self.ended = threading.Event()  # its end has been processed: outputs finished
+        self.state = "connecting"
+        self.last_error: str | None = None
+        self.decoded = 0
+        self.busy_since: float | None = None
         self.thread: threading.Thread | None = None
         self.processor: StreamProcessor | None = None
 
@@ -105,19 +120,19 @@ def _open_stream(cfg: SourceConfig, config: Config, group: BufferGroup) -> Strea
         policy = "drop_oldest" if source.live else "block"
     size = config.buffer.size or (4 if source.live else 16)
     buffer: RingBuffer[_Item] = group.add(size, policy, droppable=lambda item: isinstance(item, Frame))
-    return Stream(source, Sampler(s.every, s.target_fps, s.detect_every), buffer)
+    return Stream(source, Sampler(s.every, s.target_fps, s.detect_every), buffer, cfg)
 
 
-def _check_class_names(config: Config, names: dict[int, str]) -> None:
-    """Class names in the analytics config must be the detector's."""
+def check_class_names(analytics: AnalyticsConfig, names: dict[int, str], where: str = "analytics") -> None:
+    """Class names in an analytics section must be the detector's."""
     known = set(names.values())
-    for kind, items in (("lines", config.analytics.lines), ("zones", config.analytics.zones)):
+    for kind, items in (("lines", analytics.lines), ("zones", analytics.zones)):
         for i, item in enumerate(items):
             for name in item.classes or []:
                 if name not in known:
                     shown = ", ".join(sorted(known)[:12]) + (", ..." if len(known) > 12 else "")
                     raise ConfigError(
-                        f"analytics.{kind}[{i}].classes: unknown class {name!r}; the detector's classes are {shown}"
+                        f"{where}.{kind}[{i}].classes: unknown class {name!r}; the detector's classes are {shown}"
                     )
 
 
@@ -145,13 +160,23 @@ class Pipeline:
         self.group: BufferGroup[_Item] = BufferGroup()
         self.streams: dict[str, Stream] = {}
         self._lock = threading.Lock()  # streams added or removed from other threads
-        for i, cfg in enumerate(config.all_sources()):
+        self.retired: list[Stream] = []  # removed streams whose end was processed (their id is free again)
+        initial = config.all_sources()
+        if until_stopped:  # a service may start with no source and get them later
+            initial = [c for c in initial if c.uri]
+        for i, cfg in enumerate(initial):
             self._add(cfg, f"sources[{i}]" if config.sources else "source")
         # The tracker first: its parameters are checked before a model is loaded.
         config.tracker.build(next(iter(self.streams.values())).fps if self.streams else Fraction(30))
         self.detector: Detector = detector if detector is not None else config.detector.build()
-        _check_class_names(config, self.detector.names)
+        check_class_names(config.analytics, self.detector.names)
+        for i, cfg in enumerate(initial):
+            if cfg.analytics is not None:
+                check_class_names(cfg.analytics, self.detector.names, f"sources[{i}].analytics")
         self.times = StageTimes()
+        self.batch_sizes: dict[int, int] = {}  # detector calls by frames in the batch
+        self.batch_seconds = Latency()  # seconds per detector call
+        self.busy: dict[str, float] = {}  # inference / runner: when its current step began
         self.progress = progress
         self.until_stopped = until_stopped
         self.windows: dict[str, deque[_Window]] = {}
@@ -164,6 +189,7 @@ class Pipeline:
         self._inference: threading.Thread | None = None
         self._processed = 0
         self._total: int | None = None
+        self._calls: queue.SimpleQueue[tuple[Callable[[], object], Future]] = queue.SimpleQueue()
 
     # ---- the public controls
 
@@ -198,16 +224,66 @@ class Pipeline:
             self._start_decoding(stream)
         return stream.id
 
-    def remove_source(self, source_id: str) -> None:
-        """Stops a source: frames already read are processed, its tracks end, its
-        outputs are finished and every sink hears it was removed."""
+    def remove_source(self, source_id: str, reason: str = "removed", wait: float | None = None) -> bool:
+        """Stops a source: frames already read are processed, its tracks end, a
+        ``source_removed`` event follows, its outputs are finished, every sink hears it
+        was removed, and its id is free again. A source that had already ended is only
+        forgotten. ``wait``: seconds to wait for all of that; returns whether it is done."""
         with self._lock:
             stream = self.streams.get(source_id)
-            if stream is not None and not stream.removed:
-                stream.removed = True
+            found = stream is not None and not stream.removed
+            if stream is not None and found:
+                stream.removed, stream.remove_reason = True, reason
+                if stream.ended.is_set():  # nothing left to process
+                    self._retire(stream)
+                    return True
                 stream.stop.set()
-                return
-        raise ConfigError(f"no source {source_id!r}; running: {', '.join(self.active()) or 'none'}")
+        if stream is None or not found:
+            raise ConfigError(f"no source {source_id!r}; running: {', '.join(self.active()) or 'none'}")
+        return stream.ended.wait(wait) if wait else stream.ended.is_set()
+
+    def set_analytics(self, source_id: str, analytics: AnalyticsConfig, timeout: float = 10.0) -> int:
+        """Replaces a source's lines, zones and counts while it runs (tracks go on; the
+        old zones' open visits end); returns the events that raised."""
+        check_class_names(analytics, self.detector.names)
+
+        def replace() -> int:
+            stream = self.streams.get(source_id)
+            if stream is None or stream.removed:
+                raise ConfigError(f"no source {source_id!r}")
+            stream.cfg = stream.cfg.model_copy(update={"analytics": analytics})
+            return self._processor(stream).set_analytics(analytics)
+
+        return int(self.call(replace, timeout))  # type: ignore[call-overload]
+
+    def call(self, fn: Callable[[], object], timeout: float = 10.0) -> object:
+        """Runs ``fn`` on the thread that drives the processors, between two items, and
+        returns its result (its exception is raised here). Before the run has started
+        (or after it ended) ``fn`` runs at once on the calling thread."""
+        if not self._running:
+            return fn()
+        future: Future = Future()
+        self._calls.put((fn, future))
+        return future.result(timeout)
+
+    def stuck(self, deadline: float) -> dict[str, float]:
+        """Threads whose current step has lasted past its deadline, with its seconds: the
+        inference thread in a detector call, the runner on one item, a decode thread
+        waiting on its source (live sources get their timeout and reconnect waits on top)."""
+        now = time.monotonic()
+        out = {name: now - since for name, since in list(self.busy.items()) if now - since > deadline}
+        with self._lock:
+            streams = list(self.streams.values())
+        for st in streams:
+            since = st.busy_since
+            if since is None or st.buffer.closed:
+                continue
+            limit = deadline
+            if st.source.live:
+                limit += st.cfg.timeout + (st.cfg.reconnect.max + st.cfg.timeout if st.state != "up" else 0.0)
+            if now - since > limit:
+                out[f"decode-{st.id}"] = now - since
+        return out
 
     def active(self) -> list[str]:
         """Ids of the sources not removed or ended."""
@@ -242,16 +318,28 @@ class Pipeline:
             raise ConfigError(f"{where}.uri: missing")
         stream = _open_stream(cfg, self.config, self.group)
         with self._lock:
-            if stream.id in self.streams:
+            old = self.streams.get(stream.id)
+            if old is not None:
                 self.group.discard(stream.buffer)
+                if old.removed:
+                    raise ConfigError(f"{where}: source {stream.id!r} is still being removed; try again")
                 raise ConfigError(f"{where}: id {stream.id!r} is used twice; give each source an id")
             self.streams[stream.id] = stream
         return stream
 
+    def _retire(self, stream: Stream) -> None:
+        """Forgets a removed source that has ended (called with the lock held): its
+        figures stay in the summary's totals, and its id can be used again."""
+        if self.streams.get(stream.id) is stream:
+            del self.streams[stream.id]
+            self.retired.append(stream)
+            if self.summary is not None and self.summary.sources.get(stream.id) is stream.summary:
+                self.summary.retired.append(self.summary.sources.pop(stream.id))
+
     def _processor(self, stream: Stream) -> StreamProcessor:
         if stream.processor is None:
             stream.processor = StreamProcessor(stream.summary, self.config, self.detector.names,
-                                               lambda: stream.fps, self._shared, self.times)
+                                               lambda: stream.fps, self._shared, self.times, stream.cfg.analytics)
             self.windows.setdefault(stream.id, deque(maxlen=10_000))
             if self.summary is not None:  # a source added while running
                 self.summary.sources.setdefault(stream.id, stream.summary)
@@ -278,11 +366,15 @@ class Pipeline:
         try:
             while True:
                 start = time.perf_counter()
+                st.busy_since = time.monotonic()
                 item = next(it, None)
+                st.busy_since = None
                 if item is None:
                     break
                 if timed:
                     self.times.add("decode", time.perf_counter() - start)
+                if isinstance(item, Frame):
+                    st.decoded += 1
                 if not self._put(lambda item=item: st.buffer.put(item, timeout=0.1)):
                     return
         except StreamerError as exc:
@@ -305,8 +397,12 @@ class Pipeline:
                 todo = [f for f in batch if isinstance(f, Frame) and f.detect]
                 results: list[Detections] = []
                 if todo:
+                    self.busy["inference"] = time.monotonic()
                     with self.times.time("detect", len(todo)):
                         results = self.detector(todo)
+                    seconds = time.monotonic() - self.busy.pop("inference")
+                    self.batch_seconds.add(seconds)
+                    self.batch_sizes[len(todo)] = self.batch_sizes.get(len(todo), 0) + 1
                 found = iter(results)
                 for item in batch:
                     pair = (item, next(found) if isinstance(item, Frame) and item.detect else None)
@@ -326,21 +422,35 @@ class Pipeline:
         processor = self._processor(stream)
         if isinstance(item, Frame):
             processor.frame(item, dets)
+            stream.state = "up"
             self._processed += 1
             if self.progress is not None:
                 self.progress(self._processed, self._total)
         elif isinstance(item, SourceStatus):
             processor.status(item)
+            stream.state = item.state
+            if item.state == "down":
+                stream.last_error = item.reason
         else:
             self._end(stream, item.error, item.removed)
 
     def _end(self, stream: Stream, error: BaseException | None, removed: bool) -> None:
+        if stream.ended.is_set():
+            return
         processor = self._processor(stream)
-        status = SourceStatus(stream.id, "removed", 0, Fraction(0), time.time()) if removed else None
+        status = SourceStatus(stream.id, "removed", 0, Fraction(0), time.time(), stream.remove_reason) \
+            if removed else None
         processor.end(error, status)
         stream.summary.dropped = stream.buffer.dropped
+        stream.state = "removed" if removed else "failed" if error is not None else "ended"
+        if error is not None:
+            stream.last_error = str(error)
         if error is not None and len(self.streams) > 1:
             log.error("%s: %s (the other sources go on)", stream.source.label, error)
+        with self._lock:
+            stream.ended.set()
+            if removed:
+                self._retire(stream)
         if removed:
             log.info("%s: removed", stream.source.label)
 
@@ -407,8 +517,23 @@ class Pipeline:
             if time.monotonic() >= next_window:
                 self._window(time.time(), marks)
                 next_window = time.monotonic() + interval
+            self._run_calls()
             if item is not None:
+                self.busy["runner"] = time.monotonic()
                 self._handle(item, dets)
+                del self.busy["runner"]
+
+    def _run_calls(self) -> None:
+        while True:
+            try:
+                fn, future = self._calls.get_nowait()
+            except queue.Empty:
+                return
+            if future.set_running_or_notify_cancel():
+                try:
+                    future.set_result(fn())
+                except BaseException as exc:  # the caller raises it
+                    future.set_exception(exc)
 
     def _finish(self, summary: Summary) -> Summary:
         """Stage times and outputs into the summary (every source has ended, its drops
@@ -433,6 +558,7 @@ class Pipeline:
 
     def _shutdown(self) -> None:
         self._running = False
+        self._run_calls()  # none waits for a loop that has ended
         self._halt.set()
         self.group.seal()
         threads = [self._inference] if self._inference is not None else []

@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from fractions import Fraction
 
 from streamer.analytics import Analytics
-from streamer.config import Config
+from streamer.config import AnalyticsConfig, Config
 from streamer.metrics import SourceSummary, StageTimes
 from streamer.protocols import Sink, Tracker
 from streamer.types import Detections, Event, Frame, SourceStatus
@@ -35,13 +35,16 @@ class StreamProcessor:
         fps: The rate of the frames this processor receives, asked on the first frame.
         shared: Sinks of every source's events (the runner owns them).
         times: The runner's stage clock (``track`` and ``sinks`` are timed here).
+        analytics: The source's lines, zones and counts (default: the config's).
     """
 
     def __init__(self, summary: SourceSummary, config: Config, names: dict[int, str],
-                 fps: Callable[[], Fraction], shared: Sequence[Sink], times: StageTimes) -> None:
+                 fps: Callable[[], Fraction], shared: Sequence[Sink], times: StageTimes,
+                 analytics: AnalyticsConfig | None = None) -> None:
         self.summary = summary
         self.id = summary.id
         self._config = config
+        self._analytics_config = analytics or config.analytics
         self._names = names
         self._fps = fps
         self._shared = shared
@@ -73,7 +76,7 @@ class StreamProcessor:
                 sink.write(frame, tracks, events)
         self.track_ids.update(tracks.tracker_id.tolist())
         self.summary.frames += 1
-        self.summary.events += len(events)
+        self.summary.count_events(events)
         self.summary.latency.add(time.time() - frame.captured_at)
         return len(events)
 
@@ -99,12 +102,16 @@ class StreamProcessor:
 
     def end(self, error: BaseException | None, removed: SourceStatus | None = None) -> int:
         """The source has no more frames: final events (open tracks end), its outputs
-        finished. ``removed``: it was taken out of a running pipeline, and every sink
-        hears so. Returns the events raised; idempotent."""
+        finished. ``removed``: it was taken out of a running pipeline (``source_removed``
+        follows the final events), and every sink hears so. Returns the events raised;
+        idempotent."""
         if self.ended:
             return 0
         self.ended = True
-        events: list[Event] = self._analytics.finish() if self._analytics is not None else []
+        if removed is not None:
+            events = self._events().removed(removed.at, removed.reason or "removed")
+        else:
+            events = self._analytics.finish() if self._analytics is not None else []
         self._write_events(events)
         if removed is not None:
             for sink in self._all_sinks():
@@ -121,6 +128,14 @@ class StreamProcessor:
         """Finish the source's outputs without final events (the run is failing)."""
         self._outputs.close()
 
+    def set_analytics(self, config: AnalyticsConfig) -> int:
+        """Lines, zones and counts of ``config`` from the next frame on (tracks go on);
+        the old zones' open visits end. Returns the events raised."""
+        self._analytics_config = config
+        events = self._analytics.replace(config) if self._analytics is not None else []
+        self._write_events(events)
+        return len(events)
+
     # ---- inside
 
     def _start(self) -> None:
@@ -133,7 +148,7 @@ class StreamProcessor:
     def _events(self) -> Analytics:
         # Built on the first frame or status (a camera that is down at start has no frame yet).
         if self._analytics is None:
-            self._analytics = Analytics(self.id, self._names, self._config.analytics, None,
+            self._analytics = Analytics(self.id, self._names, self._analytics_config, None,
                                         self._config.output.track_end_frames or 30, live=self.summary.live)
         return self._analytics
 
@@ -156,7 +171,7 @@ class StreamProcessor:
         return (*self._sinks, *self._shared)
 
     def _write_events(self, events: Sequence[Event]) -> None:
-        self.summary.events += len(events)
+        self.summary.count_events(events)
         if events:
             for sink in self._all_sinks():
                 sink.write_events(events)

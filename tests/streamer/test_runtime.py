@@ -90,8 +90,8 @@ def test_sources_added_and_removed_while_running(tmp_path, monkeypatch):
     with pytest.raises(ConfigError, match="id 'b' is used twice"):
         pipeline.add_source(SourceConfig(uri=str(b), id="b"))
     wait_for(lambda: pipeline.streams["b"].processor is not None and pipeline.streams["b"].processor.ended)
-    pipeline.remove_source("a")
-    wait_for(lambda: pipeline.streams["a"].processor.ended)
+    assert pipeline.remove_source("a", wait=10)  # its end processed: the id is free again
+    assert "a" not in pipeline.streams and [st.id for st in pipeline.retired] == ["a"]
     assert pipeline.active() == []
     with pytest.raises(ConfigError, match="no source 'a'"):
         pipeline.remove_source("a")
@@ -100,12 +100,16 @@ def test_sources_added_and_removed_while_running(tmp_path, monkeypatch):
     thread.join(20)
     assert not thread.is_alive()
     summary = pipeline.summary
-    assert summary.sources["b"].frames == 30 and summary.sources["a"].frames >= 20
+    (a,) = summary.retired
+    assert summary.sources["b"].frames == 30 and a.id == "a" and a.frames >= 20
+    assert summary.frames == 30 + a.frames
     assert ("a", "removed") in sink.statuses and ("b", "removed") not in sink.statuses
-    for sid in "ab":
+    lines = [json.loads(x) for x in events.read_text().splitlines()]
+    assert [e["type"] for e in lines if e["source_id"] == "a"][-1] == "source_removed"
+    assert not [e for e in lines if e["source_id"] == "b" and e["type"] == "source_removed"]
+    for sid, frames in (("a", a.frames), ("b", 30)):
         with av.open(str(tmp_path / f"{sid}.mp4")) as c:
-            assert sum(1 for _ in c.decode(video=0)) == summary.sources[sid].frames
-        lines = [json.loads(x) for x in events.read_text().splitlines()]
+            assert sum(1 for _ in c.decode(video=0)) == frames
         started = sorted(e["track_id"] for e in lines if e["source_id"] == sid and e["type"] == "track_started")
         ended = sorted(e["track_id"] for e in lines if e["source_id"] == sid and e["type"] == "track_ended")
         assert started and started == ended
