@@ -25,7 +25,7 @@ from sinks.events import event_json
 from sinks.outbox import Outbox
 from streamer.errors import ConfigError
 from streamer.protocols import Sink
-from streamer.types import Detections, Event, Frame
+from streamer.types import DeliveryStats, Detections, Event, Frame
 from streamer.urls import redact
 
 log = logging.getLogger(__name__)
@@ -292,6 +292,9 @@ class DeliverySink(Sink):
                 else:
                     self._stop.wait(delay)
                 delay = min(delay * 2, self.max_backoff)
+
+    def delivery(self) -> DeliveryStats:
+        return DeliveryStats(f"{self.kind} {self.label}", len(self.outbox), self.delivered, self.failures)
 
     def _draining_over(self) -> bool:
         return time.monotonic() > self._drain_deadline

@@ -1,9 +1,10 @@
-"""Command line: ``streamer run | track | eval | sample``."""
+"""Command line: ``streamer run | serve | track | eval | sample``."""
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 from collections.abc import Sequence
@@ -24,6 +25,33 @@ def _run_parser(sub: Any) -> None:
     p.add_argument("source", nargs="?", help="video file, image folder, glob, rtsp://..., http(s)://... (HLS too), "
                    "webcam:N, lavfi:testsrc2=size=1280x720:rate=30 (or source/sources in --config)")
     p.add_argument("--config", help="YAML config file (flags override it)")
+    _job_flags(p)
+    p.add_argument("--source-id", help="source name in events (default: file stem, or host and path)")
+    p.add_argument("--transport", choices=get_args(SourceConfig.model_fields["transport"].annotation),
+                   help="RTSP transport (default tcp; with sources: every one's)")
+    p.add_argument("--duration", type=float,
+                   help="stop cleanly after this many seconds (live sources run until stopped)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def _serve_parser(sub: Any) -> None:
+    p = sub.add_parser("serve", help="run as a service: streams added and removed over HTTP, /healthz, /readyz, "
+                       "/metrics (Prometheus)")
+    p.add_argument("--config", help="YAML config file: detector, tracker, outputs, and the initial sources "
+                   "(each with an id)")
+    p.add_argument("--http", default="127.0.0.1:8080", metavar="HOST:PORT",
+                   help="address to listen on (default 127.0.0.1:8080; 0.0.0.0:8080 for every interface)")
+    p.add_argument("--token", help="bearer token every API call and /metrics must carry (default: $STREAMER_TOKEN)")
+    p.add_argument("--state", help="file keeping the stream set across restarts "
+                   "(default: streams.json in the outbox folder)")
+    p.add_argument("--watchdog", type=float, default=30.0, metavar="SECONDS",
+                   help="/healthz fails when a worker is stuck this long on one step (default 30)")
+    p.add_argument("--duration", type=float, help="stop cleanly after this many seconds (default: until SIGTERM)")
+    _job_flags(p)
+
+
+def _job_flags(p: argparse.ArgumentParser) -> None:
+    """The flags of the stages and outputs, the same for ``run`` and ``serve``."""
     p.add_argument("--out-video", help="annotated video to write (.mp4)")
     p.add_argument("--events", help="JSONL event file to write ('-': standard output)")
     for kind, flag_help in _url_sinks().items():  # --webhook, --mqtt, --redis
@@ -41,14 +69,8 @@ def _run_parser(sub: Any) -> None:
     p.add_argument("--every", type=int, help="keep every n-th frame")
     p.add_argument("--target-fps", type=float, help="keep frames to at most this rate")
     p.add_argument("--detect-every", type=int, help="detect on every k-th kept frame; track in between")
-    p.add_argument("--source-id", help="source name in events (default: file stem, or host and path)")
-    p.add_argument("--transport", choices=get_args(SourceConfig.model_fields["transport"].annotation),
-                   help="RTSP transport (default tcp; with sources: every one's)")
     p.add_argument("--hwaccel", choices=HWACCELS,
                    help="hardware decoding (default none; falls back to software with a warning)")
-    p.add_argument("--duration", type=float,
-                   help="stop cleanly after this many seconds (live sources run until stopped)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
 def _url_sinks() -> dict[str, str]:
@@ -70,18 +92,18 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
     }
     out: dict[str, Any] = {}
     for arg, (section, key) in table.items():
-        value = getattr(args, arg)
+        value = getattr(args, arg, None)  # serve has no source flags
         if value is not None:
             out.setdefault(section, {})[key] = value
-    if args.no_progress:
+    if getattr(args, "no_progress", False) or args.command == "serve":
         out["progress"] = False
     if args.duration is not None:
         out["duration"] = args.duration
     return out
 
 
-def _run_config(args: argparse.Namespace) -> Any:
-    """The job: the config file with the flags on top, checked as a whole."""
+def _job_config(args: argparse.Namespace) -> Any:
+    """The config file with the flags on top, checked as a whole."""
     from streamer.config import event_sink_config, load_config
 
     config = load_config(args.config, _overrides(args))
@@ -92,6 +114,12 @@ def _run_config(args: argparse.Namespace) -> Any:
             except ValueError as exc:
                 raise ConfigError(f"--{kind}: {exc}") from None
             config.output.event_sinks = [*config.output.event_sinks, sink]
+    return config
+
+
+def _run_config(args: argparse.Namespace) -> Any:
+    """The one-shot job: sources given, an output chosen (or a warning)."""
+    config = _job_config(args)
     if config.sources:
         if args.source:
             raise ConfigError("the config lists sources; drop the SOURCE argument or the config's sources")
@@ -146,6 +174,44 @@ def cmd_run(args: argparse.Namespace) -> int:
         print("streamer: interrupted; tracks were ended and the outputs finished", file=sys.stderr)
         return 130
     return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from streamer.service import HttpServer, Service, create_app
+
+    config = _job_config(args)
+    host, port = _address(args.http)
+    token = args.token or os.environ.get("STREAMER_TOKEN") or None
+    server = HttpServer(host, port)  # a busy port fails now, before the model loads
+    try:
+        service = Service(config, state=args.state or Path(config.output.outbox) / "streams.json",
+                          watchdog=args.watchdog)
+    except BaseException:
+        server.stop()
+        raise
+    if not token and host not in ("127.0.0.1", "::1", "localhost"):
+        log.warning("listening on %s with no token: anyone who reaches it can change the streams; "
+                    "set --token or STREAMER_TOKEN", server.url)
+    server.start(create_app(service, token))
+    log.info("serving on %s: %d stream(s); API at /api/streams, health at /healthz and /readyz, metrics at /metrics",
+             server.url, len(service.desired))
+    interrupted = _StopOnSignals(service.pipeline)
+    try:
+        service.run()
+    finally:
+        interrupted.restore()
+        server.stop()
+        if service.pipeline.summary is not None:
+            _print_summary(service.pipeline.summary, sys.stderr if config.output.to_stdout() else sys.stdout)
+    return 130 if interrupted.by_ctrl_c else 0
+
+
+def _address(text: str) -> tuple[str, int]:
+    host, sep, port = text.rpartition(":")
+    host = host.strip("[]")
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ConfigError(f"--http: {text!r} is not HOST:PORT (e.g. 127.0.0.1:8080)")
+    return host, int(port)
 
 
 class _StopOnSignals:
@@ -234,6 +300,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True)
     _run_parser(sub)
+    _serve_parser(sub)
     p = sub.add_parser("track", help="track every DET_ROOT/<seq>/det/det.txt into OUT/<seq>.txt")
     p.add_argument("det_root")
     p.add_argument("--out", required=True)
@@ -250,7 +317,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO, format="streamer: %(levelname)s: %(message)s"
     )
-    commands = {"run": cmd_run, "track": cmd_track, "eval": cmd_eval, "sample": cmd_sample}
+    commands = {"run": cmd_run, "serve": cmd_serve, "track": cmd_track, "eval": cmd_eval, "sample": cmd_sample}
     try:
         return commands[args.command](args)
     except ConfigError as exc:

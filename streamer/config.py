@@ -22,7 +22,7 @@ from streamer.urls import redact
 
 __all__ = [
     "DETECTOR_VARIANTS", "EVENT_SINK_VARIANTS", "TRACKER_VARIANTS", "Config", "SourceConfig", "event_sink_config",
-    "load", "load_config", "names", "per_source", "tracker_config",
+    "load", "load_config", "names", "per_source", "tracker_config", "validation_message",
 ]
 
 
@@ -370,7 +370,7 @@ def tracker_config(name: str = "ocsort", params: dict[str, Any] | None = None) -
     try:
         return TypeAdapter(TrackerConfig).validate_python({"name": name, "params": params or {}})
     except ValidationError as exc:
-        raise ConfigError(_format(exc, "tracker").replace("tracker: ", "", 1)) from None
+        raise ConfigError(validation_message(exc, "tracker").replace("tracker: ", "", 1)) from None
 
 
 class OutputConfig(_Section):
@@ -556,7 +556,7 @@ def _show(value: Any, limit: int = 80) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def _format(exc: ValidationError, origin: str) -> str:
+def validation_message(exc: ValidationError, origin: str) -> str:
     lines = []
     for err in exc.errors():
         path, msg, kind = _path(err["loc"]), err["msg"], err["type"]
@@ -627,4 +627,4 @@ def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None
     try:
         return Config.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(_format(exc, origin)) from None
+        raise ConfigError(validation_message(exc, origin)) from None

@@ -85,6 +85,17 @@ class Latency:
         out.total = self.total - earlier.total
         return out
 
+    def cumulative(self, bounds: Sequence[float]) -> list[int]:
+        """Samples at or below each bound (to within a bin, 2.3%), as a Prometheus
+        histogram's buckets count them."""
+        edges = self._LOW * self._STEP ** np.arange(len(self.counts))  # each bin's upper edge
+        totals = np.cumsum(self.counts)
+        out = []
+        for b in bounds:
+            i = int(np.searchsorted(edges, b * (1 + 1e-9), side="right")) - 1
+            out.append(int(totals[i]) if i >= 0 else 0)
+        return out
+
     def quantile(self, q: float) -> float | None:
         """Upper edge of the bin holding quantile ``q`` (None before any sample)."""
         if not self.n:

@@ -156,7 +156,7 @@ class Pipeline:
     def __init__(self, config: Config, detector: Detector | None = None,
                  progress: Callable[[int, int | None], None] | None = None, *, until_stopped: bool = False) -> None:
         self.config = config
-        self._check_outputs(len(config.all_sources()))
+        self.check_outputs(len(config.all_sources()))
         self.group: BufferGroup[_Item] = BufferGroup()
         self.streams: dict[str, Stream] = {}
         self._lock = threading.Lock()  # streams added or removed from other threads
@@ -212,14 +212,16 @@ class Pipeline:
             total += -(-st.source.total_frames // st.sampler.every)
         return total
 
-    def add_source(self, cfg: SourceConfig) -> str:
+    def add_source(self, cfg: SourceConfig, replace: float | None = None) -> str:
         """Adds a source, also while the pipeline runs (its decode thread starts at
         once); returns its id. Raises ConfigError for a duplicate id, SourceError when it
-        cannot be opened."""
+        cannot be opened. ``replace``: a source of the same id is removed first (reason
+        ``replaced``), waiting that many seconds for its end, once the new one has opened;
+        when the new one cannot be opened, the old one runs on."""
         if self.group.sealed:
             raise ConfigError("the pipeline is finishing; no source can be added")
-        self._check_outputs(len(self.streams) + 1)
-        stream = self._add(cfg, "source")
+        self.check_outputs(len(self.streams) + 1)
+        stream = self._add(cfg, "source", replace)
         if self._running:
             self._start_decoding(stream)
         return stream.id
@@ -255,6 +257,20 @@ class Pipeline:
             return self._processor(stream).set_analytics(analytics)
 
         return int(self.call(replace, timeout))  # type: ignore[call-overload]
+
+    def check_analytics(self, analytics: AnalyticsConfig, where: str) -> None:
+        """Raises ConfigError where ``analytics`` names a class the detector lacks."""
+        check_class_names(analytics, self.detector.names, where)
+
+    @property
+    def shared_sinks(self) -> tuple[Sink, ...]:
+        """The sinks of every source's events, while the run is on."""
+        return tuple(self._shared)
+
+    @property
+    def failed(self) -> BaseException | None:
+        """The worker error that halted the run (None: healthy)."""
+        return self._errors[0] if self._errors else None
 
     def call(self, fn: Callable[[], object], timeout: float = 10.0) -> object:
         """Runs ``fn`` on the thread that drives the processors, between two items, and
@@ -304,7 +320,7 @@ class Pipeline:
 
     # ---- building
 
-    def _check_outputs(self, sources: int) -> None:
+    def check_outputs(self, sources: int) -> None:
         out = self.config.output
         for name, path in (("video", out.video), ("mot", out.mot)):
             if sources > 1 and path and not per_source(path):
@@ -313,10 +329,17 @@ class Pipeline:
                     f"(e.g. out/{{source_id}}.{'mp4' if name == 'video' else 'txt'})"
                 )
 
-    def _add(self, cfg: SourceConfig, where: str) -> Stream:
+    def _add(self, cfg: SourceConfig, where: str, replace: float | None = None) -> Stream:
         if not cfg.uri:
             raise ConfigError(f"{where}.uri: missing")
         stream = _open_stream(cfg, self.config, self.group)
+        if replace is not None and stream.id in self.streams:
+            try:
+                if not self.remove_source(stream.id, "replaced", wait=replace):
+                    raise ConfigError(f"{where}: source {stream.id!r} did not end within {replace:g}s; try again")
+            except ConfigError:
+                self.group.discard(stream.buffer)
+                raise
         with self._lock:
             old = self.streams.get(stream.id)
             if old is not None:
@@ -541,8 +564,13 @@ class Pipeline:
         for step, seconds in self.detector.stage_seconds().items():
             self.times.add(f"detect.{step}", seconds, 0)
         summary.stage_ms = self.times.per_frame_ms(summary.frames)
+        if self.until_stopped:  # the streams of a service came and went
+            summary.source = ", ".join([*(s.label for s in summary.sources.values()),
+                                        *(f"{s.label} (removed)" for s in summary.retired)]) or "no stream"
         summary.outputs = self.config.output.destinations()
         failed = [st.summary for st in self.streams.values() if st.summary.error]
+        if self.until_stopped:  # a service reports each stream's failure where it happened
+            return summary
         if len(failed) == 1 and len(self.streams) == 1:
             raise SourceError(failed[0].error)
         if failed:

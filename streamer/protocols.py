@@ -17,7 +17,7 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-from streamer.types import Detections, Event, Frame, SourceStatus
+from streamer.types import DeliveryStats, Detections, Event, Frame, SourceStatus
 
 __all__ = ["Detector", "Sampling", "Sink", "Source", "Tracker"]
 
@@ -132,6 +132,10 @@ class Sink(Protocol):
 
     def close(self) -> None:
         """Finish the output; idempotent."""
+
+    def delivery(self) -> DeliveryStats | None:
+        """Where delivery stands, for sinks that send events over a network (None: not one)."""
+        return None
 
     def __enter__(self) -> Sink:
         self.open()

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["Detections", "Event", "Frame", "SourceStatus"]
+__all__ = ["DeliveryStats", "Detections", "Event", "Frame", "SourceStatus"]
 
 
 @dataclasses.dataclass(eq=False, slots=True)
@@ -220,3 +220,20 @@ class SourceStatus:
     reason: str = ""
     downtime: float = 0.0
     attempts: int = 0
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class DeliveryStats:
+    """Where a network sink's delivery stands.
+
+    Attributes:
+        sink: The sink's name in metrics and the summary (kind and redacted endpoint).
+        pending: Events in its outbox, not yet acknowledged.
+        delivered: Events acknowledged by the endpoint in this run.
+        failures: Failed sends in this run (each retried).
+    """
+
+    sink: str
+    pending: int
+    delivered: int
+    failures: int
