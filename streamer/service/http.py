@@ -193,6 +193,7 @@ class HttpServer:
             self.sock.close()
             raise StreamerError(f"cannot listen on {host}:{port} ({exc.strerror}); choose another --http address") \
                 from None
+        self.sock.listen(128)  # connections wait in the backlog until uvicorn takes over
         self.host, self.port = host, self.sock.getsockname()[1]
         self.server: uvicorn.Server | None = None
         self.thread: threading.Thread | None = None

@@ -147,3 +147,32 @@ def test_bad_config(cfg, message):
 
     with pytest.raises(ConfigError, match=message):
         load_config(None, {"analytics": cfg})
+
+
+def test_analytics_replaced_while_tracks_go_on():
+    """A zone replaced by a line mid-stream: the open visit ends ('analytics_replaced'),
+    the old zone's interval closes, the track goes on and crosses the new line; removal
+    ends the track and says so last."""
+    zone = AnalyticsConfig(zones=[{"name": "z", "points": [[0, 0], [50, 0], [50, 100], [0, 100]]}],
+                           count_interval=10.0)
+    line = AnalyticsConfig(lines=[{"name": "l", "points": [[60, 0], [60, 100]]}])
+    analytics = Analytics("cam", NAMES, zone, (100, 100))
+    got = []
+    for k, x in enumerate((10, 20, 30)):
+        got += [(e.frame, e.type, e.data) for e in analytics.update(frame(k), tracks(feet(x, 50)), np.array([1]))]
+    got += [(e.frame, e.type, e.data) for e in analytics.replace(line)]
+    for k, x in enumerate((40, 55, 70), start=3):
+        got += [(e.frame, e.type, e.data) for e in analytics.update(frame(k), tracks(feet(x, 50)), np.array([1]))]
+    got += [(e.frame, e.type, e.data) for e in analytics.removed(123.0, "deleted")]
+    assert got == [
+        (0, "track_started", {}),
+        (0, "zone_entered", {"zone": "z", "entered_at": 0.0}),
+        (2, "zone_exited", {"zone": "z", "entered_at": 0.0, "dwell": 0.2, "reason": "analytics_replaced"}),
+        (2, "count", {"target": "zone", "name": "z", "interval": [0.0, 0.2], "counts": {"entered:person": 1,
+                                                                                       "exited:person": 1},
+                      "occupancy": 0}),
+        (5, "line_crossed", {"line": "l", "direction": "out"}),
+        (5, "track_ended", got[-2][2]),
+        (5, "source_removed", {"reason": "deleted"}),
+    ]
+    assert got[-2][2]["first_frame"] == 0 and got[-2][2]["frames"] == 6
