@@ -189,6 +189,7 @@ class Pipeline:
         self._inference: threading.Thread | None = None
         self._processed = 0
         self._total: int | None = None
+        self._closers: list[threading.Thread] = []  # finishing the outputs of sources that ended
         self._calls: queue.SimpleQueue[tuple[Callable[[], object], Future]] = queue.SimpleQueue()
 
     # ---- the public controls
@@ -463,19 +464,38 @@ class Pipeline:
         processor = self._processor(stream)
         status = SourceStatus(stream.id, "removed", 0, Fraction(0), time.time(), stream.remove_reason) \
             if removed else None
-        processor.end(error, status)
+        processor.end(error, status, close=False)
         stream.summary.dropped = stream.buffer.dropped
         stream.state = "removed" if removed else "failed" if error is not None else "ended"
         if error is not None:
             stream.last_error = str(error)
         if error is not None and len(self.streams) > 1:
             log.error("%s: %s (the other sources go on)", stream.source.label, error)
-        with self._lock:
-            stream.ended.set()
+        # Its files are finished on a thread of their own (an MP4's encoder flushes its
+        # look-ahead, ~0.1 s): the other sources' frames do not wait for that.
+        self._closers = [t for t in self._closers if t.is_alive()]
+        closer = threading.Thread(target=self._close_stream, args=(stream, removed), name=f"close-{stream.id}",
+                                  daemon=True)
+        self._closers.append(closer)
+        closer.start()
+
+    def _close_stream(self, stream: Stream, removed: bool) -> None:
+        try:
+            if stream.processor is not None:
+                stream.processor.close()
+        except BaseException as exc:  # an output that cannot be finished fails the run, as before
+            self._fail(exc)
+        finally:
+            with self._lock:
+                stream.ended.set()
+                if removed:
+                    self._retire(stream)
             if removed:
-                self._retire(stream)
-        if removed:
-            log.info("%s: removed", stream.source.label)
+                log.info("%s: removed", stream.source.label)
+
+    def _join_closers(self) -> None:
+        for closer in list(self._closers):
+            closer.join()
 
     def run(self) -> Summary:
         """Process every source to its end (or to ``duration``, or :meth:`stop`);
@@ -497,6 +517,9 @@ class Pipeline:
                 raise self._errors[0]
             for st in list(self.streams.values()):  # sources stopped early (duration, stop())
                 self._end(st, None, False)
+            self._join_closers()
+            if self._errors:
+                raise self._errors[0]
             summary.seconds = time.perf_counter() - start  # processing, before the sinks finish
             for sink in self._shared:
                 sink.begin_close()
@@ -587,6 +610,7 @@ class Pipeline:
     def _shutdown(self) -> None:
         self._running = False
         self._run_calls()  # none waits for a loop that has ended
+        self._join_closers()
         self._halt.set()
         self.group.seal()
         threads = [self._inference] if self._inference is not None else []

@@ -100,9 +100,10 @@ class StreamProcessor:
             sink.source_changed(status)
         return len(events)
 
-    def end(self, error: BaseException | None, removed: SourceStatus | None = None) -> int:
+    def end(self, error: BaseException | None, removed: SourceStatus | None = None, close: bool = True) -> int:
         """The source has no more frames: final events (open tracks end), its outputs
-        finished. ``removed``: it was taken out of a running pipeline (``source_removed``
+        finished (``close`` False: begun, :meth:`close` finishes them, e.g. on another
+        thread). ``removed``: it was taken out of a running pipeline (``source_removed``
         follows the final events), and every sink hears so. Returns the events raised;
         idempotent."""
         if self.ended:
@@ -118,14 +119,16 @@ class StreamProcessor:
                 sink.source_changed(removed)
         for sink in self._sinks:
             sink.begin_close()
-        self._outputs.close()
+        if close:
+            self._outputs.close()
         if error is not None:
             self.summary.error = str(error)
         self.summary.tracks = len(self.track_ids - {-1})
         return len(events)
 
     def close(self) -> None:
-        """Finish the source's outputs without final events (the run is failing)."""
+        """Finish the source's outputs (after :meth:`end`, or without final events when the
+        run is failing); idempotent, and safe on another thread once no item comes."""
         self._outputs.close()
 
     def set_analytics(self, config: AnalyticsConfig) -> int:
