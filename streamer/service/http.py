@@ -18,7 +18,7 @@ import threading
 from typing import Any
 
 import uvicorn
-from fastapi import Depends, FastAPI, Request
+from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
 from streamer.errors import ConfigError, StreamerError
@@ -89,7 +89,6 @@ async def _json_body(request: Request) -> Any:
 def create_app(service: Service, token: str | None = None, max_body: int = MAX_BODY) -> Any:
     """The ASGI app of ``service``."""
     app = FastAPI(title="streamer", docs_url=None, redoc_url=None, openapi_url=None)
-    registry = prometheus.registry(service)
     expected = f"Bearer {token}".encode() if token else None
 
     def authorized(request: Request) -> None:
@@ -111,26 +110,33 @@ def create_app(service: Service, token: str | None = None, max_body: int = MAX_B
     async def _failed(request: Request, exc: StreamerError) -> Response:
         return _error(503, str(exc))
 
-    api = [Depends(authorized)]
+    app.include_router(_stream_routes(service), dependencies=[Depends(authorized)])
+    app.include_router(_probe_routes(service, Depends(authorized)))
+    return _BodyLimit(app, max_body)
 
-    @app.get("/api/streams", dependencies=api)
+
+def _stream_routes(service: Service) -> APIRouter:
+    """``/api/streams``: the desired stream set."""
+    api = APIRouter(prefix="/api/streams")
+
+    @api.get("")
     def list_streams() -> Any:
         return {"streams": [dataclasses.asdict(v) for v in service.views()]}
 
-    @app.get("/api/streams/{sid}", dependencies=api)
+    @api.get("/{sid}")
     def get_stream(sid: str) -> Any:
         try:
             return dataclasses.asdict(service.view(sid))
         except KeyError:
             return _unknown(sid)
 
-    @app.put("/api/streams/{sid}", dependencies=api)
+    @api.put("/{sid}")
     async def put_stream(sid: str, request: Request) -> Any:
         body = await _json_body(request)
         created = await _in_thread(service.put_stream, sid, body)
         return JSONResponse(dataclasses.asdict(service.view(sid)), status_code=201 if created else 200)
 
-    @app.delete("/api/streams/{sid}", dependencies=api)
+    @api.delete("/{sid}")
     def delete_stream(sid: str) -> Any:
         try:
             service.delete_stream(sid)
@@ -138,7 +144,7 @@ def create_app(service: Service, token: str | None = None, max_body: int = MAX_B
             return _unknown(sid)
         return {"id": sid, "deleted": True}
 
-    @app.put("/api/streams/{sid}/analytics", dependencies=api)
+    @api.put("/{sid}/analytics")
     async def put_analytics(sid: str, request: Request) -> Any:
         body = await _json_body(request)
         try:
@@ -147,7 +153,15 @@ def create_app(service: Service, token: str | None = None, max_body: int = MAX_B
             return _unknown(sid)
         return analytics.model_dump()
 
-    @app.get("/healthz")
+    return api
+
+
+def _probe_routes(service: Service, authorized: Any) -> APIRouter:
+    """``/healthz`` and ``/readyz`` (open: they tell nothing), ``/metrics`` (behind the token)."""
+    probes = APIRouter()
+    registry = prometheus.registry(service)
+
+    @probes.get("/healthz")
     def healthz() -> Any:
         stuck = service.stuck()
         if stuck:
@@ -155,16 +169,16 @@ def create_app(service: Service, token: str | None = None, max_body: int = MAX_B
                                 status_code=503)
         return {"status": "ok"}
 
-    @app.get("/readyz")
+    @probes.get("/readyz")
     def readyz() -> Any:
         ok, why = service.ready()
         return JSONResponse({"ready": ok, "reason": why}, status_code=200 if ok else 503)
 
-    @app.get("/metrics", dependencies=api)
+    @probes.get("/metrics", dependencies=[authorized])
     def metrics() -> Any:
         return Response(prometheus.render(registry), media_type="text/plain; version=0.0.4; charset=utf-8")
 
-    return _BodyLimit(app, max_body)
+    return probes
 
 
 class _Unauthorized(Exception):

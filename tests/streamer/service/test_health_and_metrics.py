@@ -8,7 +8,7 @@ import threading
 import time
 
 import requests
-from helpers import OBJECTS, clip_with_detections, wait_for
+from helpers import OBJECTS, clip_with_detections, free_port, wait_for
 from prometheus_client.parser import text_string_to_metric_families
 from serving import LAVFI, Serve, read_events, summary_frames, write_dets
 
@@ -28,11 +28,13 @@ def _samples(text: str) -> dict[tuple[str, tuple], float]:
 def test_metrics_agree_with_the_summary_and_never_go_back(tmp_path):
     f1, _, _ = clip_with_detections(tmp_path, OBJECTS, 60, name="f1.mp4")
     f2, _, _ = clip_with_detections(tmp_path, OBJECTS, 45, name="f2.mp4")
+    hook = f"http://127.0.0.1:{free_port()}/hook"  # nothing listens: every send fails, every event waits
     config = tmp_path / "serve.yaml"
     config.write_text(json.dumps({
         "detector": {"name": "mot", "detections": str(write_dets(tmp_path / "dets.txt"))},
         "tracker": {"name": "sort"},
-        "output": {"events": "events.jsonl"},
+        "output": {"events": "events.jsonl",
+                   "event_sinks": [{"type": "webhook", "url": hook, "timeout": 1, "drain_timeout": 0.5}]},
         "sources": [{"id": "f1", "uri": str(f1)}, {"id": "f2", "uri": str(f2)}, {"id": "cam", "uri": LAVFI}],
     }))
     serve = Serve(tmp_path, "--config", str(config))
@@ -69,6 +71,9 @@ def test_metrics_agree_with_the_summary_and_never_go_back(tmp_path):
     assert final[("streamer_streams", (("state", "ended"),))] == 2
     assert final[("process_resident_memory_bytes", ())] > 10e6
     assert all("track" not in k for _, labels in final for k, _ in labels)  # low cardinality
+    sink = (("sink", f"webhook {hook}"),)
+    assert final[("streamer_sink_failures_total", sink)] >= 1 and final[("streamer_sink_delivered_total", sink)] == 0
+    assert final[("streamer_sink_pending", sink)] >= len([e for e in events if e["source_id"] in ("f1", "f2")]) > 0
 
 
 class WedgingDetector(BlobDetector):
