@@ -14,6 +14,7 @@ from typing import Any, get_args
 from streamer.config import DETECTOR_VARIANTS, EVENT_SINK_VARIANTS, TRACKER_VARIANTS, SourceConfig, names
 from streamer.decode import HWACCELS
 from streamer.errors import ConfigError, StreamerError
+from streamer.paths import check_overwrites
 
 log = logging.getLogger("streamer")
 
@@ -114,6 +115,7 @@ def _job_config(args: argparse.Namespace) -> Any:
             except ValueError as exc:
                 raise ConfigError(f"--{kind}: {exc}") from None
             config.output.event_sinks = [*config.output.event_sinks, sink]
+    check_overwrites({"--config": args.config}, config.output.files("{source_id}"))
     return config
 
 
@@ -329,6 +331,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("streamer: interrupted; outputs written so far were closed and are valid", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # The reader of standard output went away (`--events - | head -1`): stop quietly, as
+        # command-line tools do; what else was written is closed and valid.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
 
 
 if __name__ == "__main__":

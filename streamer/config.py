@@ -8,12 +8,24 @@ override the file.
 from __future__ import annotations
 
 import importlib
+import re
+import string
 from fractions import Fraction
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal, Union
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, TypeAdapter, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    TypeAdapter,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from streamer.decode import HWACCELS
 from streamer.errors import ConfigError
@@ -62,6 +74,16 @@ class SourceConfig(_Section):
         default_factory=dict, description="more FFmpeg input options (webcams: video_size, framerate, input_format)"
     )
     reconnect: ReconnectConfig = ReconnectConfig()
+
+    @field_validator("id")
+    @classmethod
+    def _plain_id(cls, value: str | None) -> str | None:
+        # An id names files ({source_id} in output paths): it must not lead out of their folder.
+        if value is not None and (not value.strip() or re.search(r"[/\\\x00-\x1f]|\.\.", value)):
+            raise ValueError("an id may not be empty or hold '/', '\\', '..' or control characters "
+                             "(it names output files); use letters, digits, '.', '_', '-'")
+        return value
+
     analytics: AnalyticsConfig | None = Field(None, description="this source's lines, zones and counts "
                                                                 "(default: the top-level analytics)")
 
@@ -102,6 +124,10 @@ class _DetectorBase(_Section):
     batch: int = Field(8, ge=1, description="frames per forward pass (max_batch), across all sources")
     max_wait_ms: float = Field(5.0, ge=0, description="longest wait to fill a batch")
 
+    def inputs(self) -> dict[str, str | None]:
+        """The files it reads, by field (no output may overwrite them)."""
+        return {}
+
 
 class YoloConfig(_DetectorBase):
     """ultralytics YOLO weights, run by us in batches."""
@@ -117,6 +143,9 @@ class YoloConfig(_DetectorBase):
     half: bool | None = None
     threads: int | None = Field(None, ge=1, description="torch CPU threads (default: all cores)")
     rect: bool = True
+
+    def inputs(self) -> dict[str, str | None]:
+        return {"detector.weights": self.weights}
 
     def build(self) -> Detector:
         from streamer.detectors.yolo import YoloDetector
@@ -139,6 +168,9 @@ class MotDetectorConfig(_DetectorBase):
         if not self.detections:
             raise ValueError("the mot detector needs detections: path to a MOT det.txt")
         return self
+
+    def inputs(self) -> dict[str, str | None]:
+        return {"detector.detections": self.detections}
 
     def build(self) -> Detector:
         from streamer.detectors.mot import MotDetector
@@ -376,6 +408,19 @@ def tracker_config(name: str = "ocsort", params: dict[str, Any] | None = None) -
 class OutputConfig(_Section):
     """What is written. Paths left empty are not written."""
 
+    @field_validator("video", "events", "mot")
+    @classmethod
+    def _template(cls, value: str | None) -> str | None:
+        if value:
+            try:
+                fields = {f for _, f, _, _ in string.Formatter().parse(value) if f is not None}
+            except ValueError as exc:
+                raise ValueError(f"not a path template ({exc}); write braces as {{{{ and }}}}") from None
+            if fields - {"source_id"}:
+                raise ValueError(f"unknown placeholder {{{sorted(fields - {'source_id'})[0]}}}: "
+                                 f"the only one is {{source_id}}")
+        return value
+
     video: str | None = Field(None, description="annotated video (.mp4); {source_id} in the path: one per source")
     events: str | None = Field(None, description="JSONL event file ('-': standard output); {source_id}: one per source")
     mot: str | None = Field(None, description="MOT track file; {source_id}: one per source")
@@ -411,6 +456,11 @@ class OutputConfig(_Section):
                          event_sink_config(type="jsonl", path=self.events))
         sinks.extend(self.event_sinks)
         return [c.build(Path(self.outbox)) for c in sinks]
+
+    def files(self, source_id: str) -> dict[str, str | None]:
+        """The files written for one source, by field."""
+        return {f"output.{name}": path.format(source_id=source_id) if path else None
+                for name, path in (("video", self.video), ("events", self.events), ("mot", self.mot))}
 
     def destinations(self) -> dict[str, str]:
         """Each output's name and where it goes, for the run summary."""
@@ -559,7 +609,7 @@ def _show(value: Any, limit: int = 80) -> str:
 def validation_message(exc: ValidationError, origin: str) -> str:
     lines = []
     for err in exc.errors():
-        path, msg, kind = _path(err["loc"]), err["msg"], err["type"]
+        path, msg, kind = _path(err["loc"]), err["msg"].removeprefix("Value error, "), err["type"]
         if kind == "extra_forbidden":
             msg = "unknown key (check its spelling and section)"
         elif kind in ("union_tag_invalid", "union_tag_not_found"):

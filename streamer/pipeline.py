@@ -44,6 +44,7 @@ from streamer.buffer import BufferGroup, Closed, RingBuffer
 from streamer.config import AnalyticsConfig, Config, SourceConfig, per_source
 from streamer.errors import ConfigError, SourceError, StreamerError
 from streamer.live import Reconnect
+from streamer.paths import check_overwrites
 from streamer.metrics import Latency, SourceSummary, StageTimes, Summary, rss_bytes
 from streamer.processor import StreamProcessor
 from streamer.protocols import Detector, Sink, Source
@@ -342,6 +343,7 @@ class Pipeline:
                 self.group.discard(stream.buffer)
                 raise
         with self._lock:
+            self._check_overwrites(stream)
             old = self.streams.get(stream.id)
             if old is not None:
                 self.group.discard(stream.buffer)
@@ -350,6 +352,23 @@ class Pipeline:
                 raise ConfigError(f"{where}: id {stream.id!r} is used twice; give each source an id")
             self.streams[stream.id] = stream
         return stream
+
+    def _check_overwrites(self, new: Stream) -> None:
+        """No output of any source may be an input or another output (called with the lock)."""
+        streams = [st for st in self.streams.values() if st.id != new.id] + [new]
+        inputs = {**self.config.detector.inputs(), **{f"source {st.id!r}": st.cfg.uri for st in streams}}
+        outputs: dict[str, str | None] = {}
+        seen: set[tuple[str, str]] = set()
+        for st in streams:
+            for name, path in self.config.output.files(st.id).items():
+                if path is not None and (name, path) not in seen:  # a file shared by the sources, once
+                    seen.add((name, path))
+                    outputs[name if len(streams) == 1 else f"{name} of {st.id!r}"] = path
+        try:
+            check_overwrites(inputs, outputs)
+        except ConfigError:
+            self.group.discard(new.buffer)
+            raise
 
     def _retire(self, stream: Stream) -> None:
         """Forgets a removed source that has ended (called with the lock held): its

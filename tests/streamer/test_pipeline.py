@@ -133,7 +133,7 @@ def test_pets09_public_detections(data, tmp_path):
     "args, code, message",
     [
         (["missing.mp4"], 1, "missing.mp4: no such file"),
-        (["{tiny}", "--detector", "mot"], 2, "detector: Value error, the mot detector needs detections"),
+        (["{tiny}", "--detector", "mot"], 2, "detector: the mot detector needs detections"),
         (["{tiny}", "--conf", "1.5"], 2, "detector.conf: Input should be less than or equal to 1 (got 1.5)"),
         (["{tiny}", "--detector", "mot", "--detections", "nowhere.txt"], 1, "nowhere.txt: no such detections file"),
         (["{tiny}", "--config", "{cfg_typo}"], 2, "detectr: unknown key"),

@@ -77,7 +77,7 @@ def test_sources_added_and_removed_while_running(tmp_path, monkeypatch):
     cfg = load_config(None, {
         "source": {"uri": MOVING_BOX, "id": "a"}, "progress": False,
         "detector": {"name": "yolo", "batch": 2}, "tracker": {"name": "sort", "params": {"max_age": 3}},
-        "output": {"video": str(tmp_path / "{source_id}.mp4"), "events": str(events)},
+        "output": {"video": str(tmp_path / "out" / "{source_id}.mp4"), "events": str(events)},
     })
     sink = StallingSink(-1, 0)
     shared = OutputConfig.shared_sinks
@@ -108,7 +108,7 @@ def test_sources_added_and_removed_while_running(tmp_path, monkeypatch):
     assert [e["type"] for e in lines if e["source_id"] == "a"][-1] == "source_removed"
     assert not [e for e in lines if e["source_id"] == "b" and e["type"] == "source_removed"]
     for sid, frames in (("a", a.frames), ("b", 30)):
-        with av.open(str(tmp_path / f"{sid}.mp4")) as c:
+        with av.open(str(tmp_path / "out" / f"{sid}.mp4")) as c:
             assert sum(1 for _ in c.decode(video=0)) == frames
         started = sorted(e["track_id"] for e in lines if e["source_id"] == sid and e["type"] == "track_started")
         ended = sorted(e["track_id"] for e in lines if e["source_id"] == sid and e["type"] == "track_ended")

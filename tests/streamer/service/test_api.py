@@ -152,11 +152,15 @@ def test_busy_port_and_bad_address_are_one_line_errors(tmp_path):
     assert proc.returncode == 2 and "--http: 'localhost' is not HOST:PORT" in proc.stderr
 
 
-@pytest.mark.parametrize("section", [{"id": "../x", "uri": LAVFI}, {"uri": LAVFI}])
-def test_config_streams_need_plain_ids(tmp_path, section):
+@pytest.mark.parametrize(("section", "message"), [
+    ({"id": "../x", "uri": LAVFI}, "sources.0.id: an id may not be empty or hold '/', '\\', '..'"),
+    ({"id": "a b", "uri": LAVFI}, "sources[0].id: 'a b' is not a stream id"),
+    ({"uri": LAVFI}, "sources[0].id: a served stream needs an id"),
+])
+def test_config_streams_need_plain_ids(tmp_path, section, message):
     import subprocess
     import sys
 
     proc = subprocess.run([sys.executable, "-m", "streamer.cli", "serve", "--http", f"127.0.0.1:{free_port()}",
                            "--config", _config(tmp_path, [section])], capture_output=True, text=True, cwd=tmp_path)
-    assert proc.returncode == 2 and "sources[0].id:" in proc.stderr, proc.stderr
+    assert proc.returncode == 2 and message in proc.stderr, proc.stderr

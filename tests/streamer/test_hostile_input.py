@@ -1,0 +1,117 @@
+"""Inputs that used to destroy data, leak secrets or end in a traceback: each class has a
+table of cases with its one-line error and exit code, and the files involved unharmed."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+
+import av
+import pytest
+from helpers import OBJECTS, clip_with_detections
+from hypothesis import given
+from hypothesis import strategies as st
+
+from streamer.cli import main
+from streamer.urls import is_secret_name, redact
+
+
+def _digest(path) -> str:
+    return hashlib.sha256(open(path, "rb").read()).hexdigest()
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--out-video", "{clip}"], "output.video: {clip} is the input source 'clip'; it would be overwritten"),
+    (["--out-video", "sub/../{clip}"], "output.video: sub/../{clip} is the input source 'clip'"),
+    (["--out-video", "link.mp4"], "output.video: link.mp4 is the input source 'clip'"),
+    (["--events", "{clip}"], "output.events: {clip} is the input source 'clip'"),
+    (["--mot", "{det}"], "output.mot: {det} is the input detector.detections"),
+    (["--events", "cfg.yaml", "--config", "cfg.yaml"], "output.events: cfg.yaml is the input --config"),
+    (["--events", "same.txt", "--mot", "same.txt"], "output.events and output.mot are the same file (same.txt)"),
+    (["--out-video", "same.mp4", "--mot", "./same.mp4"], "output.video and output.mot are the same file"),
+])
+def test_an_output_never_overwrites_an_input_or_another_output(args, message, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    clip, det, _ = clip_with_detections(tmp_path, OBJECTS, 10, name="clip.mp4")
+    os.symlink("clip.mp4", "link.mp4")
+    (tmp_path / "cfg.yaml").write_text("tracker: {name: sort}\n")
+    before = {p: _digest(p) for p in ("clip.mp4", det.name, "cfg.yaml")}
+    subs = {"{clip}": "clip.mp4", "{det}": det.name}
+    argv = [a.replace("{clip}", subs["{clip}"]).replace("{det}", subs["{det}"]) for a in args]
+    rc = main(["run", "clip.mp4", "--detector", "mot", "--detections",
+               det.name, "--no-progress", *argv])
+    err = capsys.readouterr().err.strip().splitlines()
+    expected = message.replace("{clip}", "clip.mp4").replace("{det}", det.name)
+    assert rc == 2 and err[-1].startswith(f"streamer: config error: {expected}"), err
+    assert before == {p: _digest(p) for p in before}
+    assert not (tmp_path / "same.txt").exists() and not (tmp_path / "same.mp4").exists()
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--source-id", "../../escaped", "--events", "out/{source_id}.jsonl"], "source.id: an id may not"),
+    (["--source-id", "a/b", "--mot", "out/{source_id}.txt"], "source.id: an id may not"),
+    (["--source-id", "..", "--mot", "out/{source_id}.txt"], "source.id: an id may not"),
+    (["--source-id", "", "--mot", "out/x.txt"], "source.id: an id may not be empty"),
+    (["--events", "out/{v2}.jsonl"], "output.events: unknown placeholder {v2}: the only one is {source_id}"),
+    (["--out-video", "out/{}.mp4"], "output.video: unknown placeholder {}"),
+    (["--mot", "out/{source_id.txt"], "output.mot: not a path template"),
+])
+def test_ids_and_templates_cannot_lead_outside_the_output_folder(args, message, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    clip, det, _ = clip_with_detections(tmp_path, OBJECTS, 10, name="clip.mp4")
+    rc = main(["run", "clip.mp4", "--detector", "mot", "--detections", det.name, "--no-progress", *args])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and message in err[-1], err
+    assert not (tmp_path / "out").exists() and not (tmp_path.parent / "escaped.jsonl").exists()
+
+
+SECRET_URLS = [
+    ("srt://cam:9000?passphrase=S3CRET&latency=20", "latency=20"),
+    ("https://h/live.m3u8?api_key=S3CRET", None),
+    ("https://bucket.s3/x.mp4?X-Amz-Signature=S3CRET&X-Amz-Date=1", "X-Amz-Date=1"),
+    ("rtsp://h/x?apikey=S3CRET", None), ("rtsp://h/x?pw=S3CRET", None), ("rtsp://h/x?passwd=S3CRET", None),
+    ("rtsp://h/x?access-token=S3CRET", None), ("rtsp://h/x?accessToken=S3CRET", None),
+    ("rtsp://h/x?TOKEN=S3CRET", None), ("rtsp://user:S3CRET@h:99999/", "h:99999"),
+    ("rtsp://user:S3CRET@h:abc/x", "h:abc"), ("rtsp://user:S3CRET@[::1]:554/x", "[::1]:554"),
+]
+
+
+@pytest.mark.parametrize(("url", "kept"), SECRET_URLS)
+def test_secret_values_are_redacted_and_bad_ports_do_not_crash(url, kept):
+    shown = redact(url)
+    assert "S3CRET" not in shown and "***" in shown
+    if kept:
+        assert kept in shown
+
+
+@given(name=st.sampled_from(["token", "api_key", "API-KEY", "passphrase", "X-Amz-Signature", "password", "pw",
+                             "session_id", "auth", "client_secret", "accessToken", "sig"]),
+       value=st.text(alphabet=st.characters(blacklist_characters="&#;", blacklist_categories=("Cs",)), min_size=4),
+       prefix=st.sampled_from(["rtsp://h/x?", "https://h/a?b=1&", "srt://h:1?latency=2&"]))
+def test_redaction_hides_any_secret_value(name, value, prefix):
+    shown = redact(f"{prefix}{name}={value}&keyint=60")
+    assert shown.endswith(f"{name}=***&keyint=60")
+    assert is_secret_name(name) and not is_secret_name("keyint") and not is_secret_name("latency")
+
+
+@given(url=st.text(max_size=80))
+def test_redaction_never_raises(url):
+    assert isinstance(redact(url), str)
+
+
+def test_a_closed_stdout_ends_the_run_quietly(tmp_path):
+    clip, det, _ = clip_with_detections(tmp_path, OBJECTS, 60, name="clip.mp4")
+    writer = subprocess.Popen(
+        [sys.executable, "-m", "streamer.cli", "run", str(clip), "--detector", "mot", "--detections", str(det),
+         "--events", "-", "--out-video", str(tmp_path / "out.mp4"), "--no-progress"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=tmp_path,
+    )
+    first = writer.stdout.readline()  # `| head -1`
+    writer.stdout.close()
+    err = writer.stderr.read().decode()
+    assert writer.wait(30) in (0, 141) and first.startswith(b'{"v":1')
+    assert "Traceback" not in err and "BrokenPipe" not in err, err
+    with av.open(str(tmp_path / "out.mp4")) as container:  # what was written is a whole file
+        assert sum(1 for _ in container.decode(video=0)) >= 1
