@@ -1,4 +1,4 @@
-"""Command line: ``streamer run | track | eval | sample``."""
+"""Command line: ``streamer run | export | track | eval | sample``."""
 
 from __future__ import annotations
 
@@ -37,6 +37,8 @@ def _run_parser(sub: Any) -> None:
     p.add_argument("--conf", type=float, help="detection confidence threshold")
     p.add_argument("--classes", type=int, nargs="+", help="class ids to keep")
     p.add_argument("--device", help="auto, cpu, cuda or cuda:N")
+    p.add_argument("--backend", choices=_BACKENDS,
+                   help="what runs the detector's forward pass (default auto: the fastest installed)")
     p.add_argument("--batch", type=int, help="frames per forward pass")
     p.add_argument("--every", type=int, help="keep every n-th frame")
     p.add_argument("--target-fps", type=float, help="keep frames to at most this rate")
@@ -51,6 +53,43 @@ def _run_parser(sub: Any) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
+_BACKENDS = ("auto", "torch", "onnxruntime", "openvino", "tensorrt")
+
+
+def _export_parser(sub: Any) -> None:
+    p = sub.add_parser("export", help="export .pt weights for a detector backend ahead of time (into its cache)")
+    p.add_argument("weights", help=".pt weights file")
+    p.add_argument("--backend", default="auto", choices=[b for b in _BACKENDS if b != "torch"],
+                   help="onnxruntime, openvino or tensorrt (default auto: the fastest installed for the device)")
+    p.add_argument("--imgsz", type=int, default=640, help="network input size (default 640)")
+    p.add_argument("--batch", type=int, default=8, help="largest batch (default 8, as detector.batch)")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (TensorRT engines are per GPU)")
+    p.add_argument("--half", action="store_true", default=None, help="fp16 (TensorRT; default on CUDA)")
+    p.add_argument("--cache-dir", help="cache folder (default: beside the weights); set detector.cache_dir the same")
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from streamer.detectors.backends import choose
+    from streamer.detectors.export import ExportSpec, cached_export
+    from streamer.detectors.yolo import select_device, weights_info
+
+    if Path(args.weights).suffix != ".pt":
+        raise ConfigError(f"{args.weights}: export takes .pt weights (an exported model is used as it is)")
+    if args.imgsz < 32 or args.batch < 1:
+        raise ConfigError("--imgsz must be 32 or more and --batch 1 or more")
+    device = select_device(args.device)
+    choice = choose(args.backend, device, args.weights)
+    if choice.name == "torch":
+        raise ConfigError(f"nothing to export: {choice.reason}; install a backend or pass --backend")
+    stride, end2end = weights_info(args.weights)
+    half = (device.type == "cuda" if args.half is None else args.half) and choice.name == "tensorrt"
+    spec = ExportSpec(Path(args.weights), choice.name, -(-args.imgsz // stride) * stride, args.batch, half,
+                      str(device) if device.type == "cuda" else "cpu", end2end)
+    path, exported = cached_export(spec, args.cache_dir)
+    print(f"{choice}: {'exported' if exported else 'already in the cache'}: {path}")
+    return 0
+
+
 def _url_sinks() -> dict[str, str]:
     """The event sinks a URL alone sets up, by type, with their flag's help."""
     return {names((v,), "type")[0]: v.flag_help for v in EVENT_SINK_VARIANTS if "url" in v.model_fields}
@@ -63,7 +102,7 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
         "detector": ("detector", "name"), "weights": ("detector", "weights"),
         "detections": ("detector", "detections"), "imgsz": ("detector", "imgsz"),
         "conf": ("detector", "conf"), "classes": ("detector", "classes"),
-        "device": ("detector", "device"), "batch": ("detector", "batch"),
+        "device": ("detector", "device"), "batch": ("detector", "batch"), "backend": ("detector", "backend"),
         "tracker": ("tracker", "name"), "every": ("sampler", "every"),
         "target_fps": ("sampler", "target_fps"), "detect_every": ("sampler", "detect_every"),
         "transport": ("source", "transport"), "hwaccel": ("decode", "hwaccel"),
@@ -174,6 +213,7 @@ class _StopOnSignals:
 def _print_summary(s: Any, file: Any) -> None:
     stages = ", ".join(f"{k} {v:.1f}" for k, v in s.stage_ms.items())
     print(f"source:  {s.source}", file=file)
+    print(f"detector: {s.detector}", file=file)
     if len(s.sources) > 1 or any(x.live for x in s.sources.values()):
         for x in s.sources.values():
             line = f"  {x.id}: {x.frames} frames ({x.detected} detected)"
@@ -234,6 +274,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True)
     _run_parser(sub)
+    _export_parser(sub)
     p = sub.add_parser("track", help="track every DET_ROOT/<seq>/det/det.txt into OUT/<seq>.txt")
     p.add_argument("det_root")
     p.add_argument("--out", required=True)
@@ -250,7 +291,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO, format="streamer: %(levelname)s: %(message)s"
     )
-    commands = {"run": cmd_run, "track": cmd_track, "eval": cmd_eval, "sample": cmd_sample}
+    commands = {"run": cmd_run, "export": cmd_export, "track": cmd_track, "eval": cmd_eval, "sample": cmd_sample}
     try:
         return commands[args.command](args)
     except ConfigError as exc:
