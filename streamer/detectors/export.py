@@ -114,7 +114,8 @@ def _dist(name: str) -> str:
 
 def export_key(spec: ExportSpec) -> dict:
     """Everything that changes the exported model."""
-    key = {k: v for k, v in asdict(spec).items() if k not in ("weights", "device")}
+    key = {k: v for k, v in asdict(spec).items() if k not in ("weights", "device", "half")}
+    key["precision"] = spec.precision
     key["weights_sha256"] = _sha256(spec.weights)
     key["dynamic"] = True
     key["versions"] = _versions(spec.backend)
@@ -202,16 +203,22 @@ def export_to(spec: ExportSpec, entry: Path) -> Path:
     require_export(spec.backend)
     key = export_key(spec)
     entry.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=f".{entry.name}-", dir=entry.parent))
+    # The exporter names its output by replacing ".pt" anywhere in the weights' path, so it
+    # works in a fresh temporary folder (no ".pt" in its path); the result is then moved
+    # beside the entry and renamed into place: the entry appears whole or not at all.
+    work = Path(tempfile.mkdtemp(prefix="streamer-export-"))
+    staged = Path(tempfile.mkdtemp(prefix=f".{entry.name}-", dir=entry.parent)) / "entry"
     try:
         _run_exporter(spec, work)
         files = {p.relative_to(work).as_posix(): [p.stat().st_size, _sha256(p)] for p in _files(work)}
         (work / MANIFEST).write_text(json.dumps({"key": key, "files": files}, indent=1))
+        shutil.move(work, staged)
         if entry.exists():
             shutil.rmtree(entry)
-        os.replace(work, entry)  # the entry appears whole or not at all
+        os.replace(staged, entry)
     finally:
         shutil.rmtree(work, ignore_errors=True)
+        shutil.rmtree(staged.parent, ignore_errors=True)
     return _model_path(entry, spec.backend)
 
 
