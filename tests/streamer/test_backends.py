@@ -221,7 +221,9 @@ def test_exported_kinds(tmp_path):
 
 
 def test_threads_and_wait_policy(detectors):
-    """ONNX Runtime without spinning workers; OpenVINO in latency mode, threads unpinned."""
+    """ONNX Runtime without spinning workers; OpenVINO in latency mode, threads unpinned;
+    torch's OpenMP workers wait passively (set when streamer is imported)."""
+    assert os.environ["OMP_WAIT_POLICY"] == "PASSIVE"
     ort = detectors["yolov8n", "onnxruntime"].forward
     assert ort.session.get_session_options().get_session_config_entry("session.intra_op.allow_spinning") == "0"
     ov = detectors["yolov8n", "openvino"].forward.compiled
