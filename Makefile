@@ -40,7 +40,7 @@ run: $(STAMP)
 # installed for the tests only, so `make run` keeps the plain install.
 BACKENDS_STAMP := $(VENV)/.backends-installed
 $(BACKENDS_STAMP): $(STAMP)
-	$(PY) -m pip install -q -e '.[test,onnx,openvino]'
+	$(PY) -m pip install -q -e '.[test,onnx,openvino,int8]'
 	# (the same opencv-python clash as above: reinstalling the package pulls it back in)
 	$(PY) -m pip uninstall -q -y opencv-python
 	$(PY) -m pip install -q --force-reinstall --no-deps opencv-python-headless

@@ -66,6 +66,8 @@ def _export_parser(sub: Any) -> None:
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (TensorRT engines are per GPU)")
     p.add_argument("--half", action="store_true", default=None, help="fp16 (TensorRT; default on CUDA)")
     p.add_argument("--cache-dir", help="cache folder (default: beside the weights); set detector.cache_dir the same")
+    p.add_argument("--int8", action="store_true", help="INT8 OpenVINO model by post-training quantisation (NNCF)")
+    p.add_argument("--calibrate", metavar="VIDEO", help="with --int8: the video whose frames calibrate it")
 
 
 def cmd_export(args: argparse.Namespace) -> int:
@@ -77,14 +79,19 @@ def cmd_export(args: argparse.Namespace) -> int:
         raise ConfigError(f"{args.weights}: export takes .pt weights (an exported model is used as it is)")
     if args.imgsz < 32 or args.batch < 1:
         raise ConfigError("--imgsz must be 32 or more and --batch 1 or more")
+    if args.int8 != bool(args.calibrate):
+        raise ConfigError("--int8 and --calibrate VIDEO go together (INT8 is calibrated on frames of your video)")
+    if args.int8 and args.backend not in ("auto", "openvino"):
+        raise ConfigError(f"--int8 makes an OpenVINO model; drop --backend {args.backend}")
     device = select_device(args.device)
-    choice = choose(args.backend, device, args.weights)
+    choice = choose("openvino" if args.int8 else args.backend, device, args.weights)
     if choice.name == "torch":
         raise ConfigError(f"nothing to export: {choice.reason}; install a backend or pass --backend")
     stride, end2end = weights_info(args.weights)
     half = (device.type == "cuda" if args.half is None else args.half) and choice.name == "tensorrt"
     spec = ExportSpec(Path(args.weights), choice.name, -(-args.imgsz // stride) * stride, args.batch, half,
-                      str(device) if device.type == "cuda" else "cpu", end2end)
+                      str(device) if device.type == "cuda" else "cpu", end2end,
+                      Path(args.calibrate) if args.calibrate else None)
     path, exported = cached_export(spec, args.cache_dir)
     print(f"{choice}: {'exported' if exported else 'already in the cache'}: {path}")
     return 0

@@ -119,6 +119,9 @@ class YoloConfig(_DetectorBase):
         "auto", description="what runs the forward pass; auto: the fastest installed for the device"
     )
     cache_dir: str | None = Field(None, description="folder of exported models (default: beside the weights)")
+    int8_calibration: str | None = Field(
+        None, description="video whose frames calibrate an INT8 OpenVINO model (NNCF); default: float"
+    )
 
     def build(self) -> Detector:
         from streamer.detectors.yolo import YoloDetector
@@ -126,7 +129,7 @@ class YoloConfig(_DetectorBase):
         return YoloDetector(
             weights=self.weights, imgsz=self.imgsz, conf=self.conf, iou=self.iou, classes=self.classes,
             max_det=self.max_det, device=self.device, half=self.half, rect=self.rect, threads=self.threads,
-            backend=self.backend, batch=self.batch, cache_dir=self.cache_dir,
+            backend=self.backend, batch=self.batch, cache_dir=self.cache_dir, int8_calibration=self.int8_calibration,
         )
 
 

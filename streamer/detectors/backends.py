@@ -172,11 +172,13 @@ class Forward(Protocol):
         half: The input is fp16.
         channels_last: The runtime takes channels-last memory as it is (torch); the others
             need contiguous NCHW.
+        precision: What the runtime computes in: ``fp32``, ``fp16``, ``bf16`` or ``int8``.
     """
 
     device: torch.device
     half: bool
     channels_last: bool
+    precision: str
 
     def __call__(self, batch: torch.Tensor) -> torch.Tensor: ...
 
@@ -197,6 +199,7 @@ class TorchForward:
 
     def __init__(self, model: torch.nn.Module, device: torch.device, half: bool, threads: int | None) -> None:
         self.device, self.half = device, half
+        self.precision = "fp16" if half else "fp32"
         model = model.to(device, memory_format=torch.channels_last).eval()
         self.model = model.half() if half else model.float()
         for p in self.model.parameters():
@@ -217,6 +220,7 @@ class OnnxRuntimeForward:
 
     channels_last = False
     half = False
+    precision = "fp32"
 
     def __init__(self, path: Path, device: torch.device, threads: int | None) -> None:
         import onnxruntime as ort
@@ -245,7 +249,7 @@ class OpenVinoForward:
     channels_last = False
     half = False
 
-    def __init__(self, path: Path, threads: int | None) -> None:
+    def __init__(self, path: Path, threads: int | None, half: bool | None = None) -> None:
         import openvino as ov
 
         self.device = torch.device("cpu")
@@ -256,8 +260,13 @@ class OpenVinoForward:
             "INFERENCE_NUM_THREADS": threads or os.cpu_count() or 1,
             "ENABLE_CPU_PINNING": False,
         }
+        if half is False:  # else OpenVINO's default: bf16 on CPUs that have it (1.8x here), else f32
+            config["INFERENCE_PRECISION_HINT"] = "f32"
         self.compiled = core.compile_model(model, "CPU", config)
         self.request = self.compiled.create_infer_request()
+        quantized = any(op.get_type_name() == "FakeQuantize" for op in model.get_ops())
+        computes = self.compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name()
+        self.precision = "int8" if quantized else {"bf16": "bf16", "f16": "fp16"}.get(computes, "fp32")
 
     def __call__(self, batch: torch.Tensor) -> torch.Tensor:
         self.request.infer({0: batch.numpy()}, share_inputs=True)
@@ -285,6 +294,7 @@ class TensorRtForward:
         self.engine = TensorRTBackend(str(path), device)
         self.device = device
         self.half = bool(self.engine.fp16)
+        self.precision = "fp16" if self.half else "fp32"
 
     def __call__(self, batch: torch.Tensor) -> torch.Tensor:
         pred = _first(self.engine(batch))
@@ -292,13 +302,14 @@ class TensorRtForward:
         return pred
 
 
-def open_forward(backend: str, path: Path, device: torch.device, threads: int | None) -> Forward:
+def open_forward(backend: str, path: Path, device: torch.device, threads: int | None,
+                 half: bool | None = None) -> Forward:
     """The forward pass of an exported model (``torch`` is built from the module instead)."""
     try:
         if backend == "onnxruntime":
             return OnnxRuntimeForward(path, device, threads)
         if backend == "openvino":
-            return OpenVinoForward(path, threads)
+            return OpenVinoForward(path, threads, half)
         if backend == "tensorrt":
             return TensorRtForward(path, device)
     except ModelError:

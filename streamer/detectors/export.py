@@ -13,6 +13,10 @@ Shapes: exported with dynamic batch (1 to ``batch``) and dynamic spatial axes, s
 stride-aligned rectangular letterbox of each source (640x480 for a 4:3 camera, 640x288
 for 21:9) keeps its smaller, cheaper input instead of a padded 640x640 square.
 
+INT8 (OpenVINO only): post-training quantisation with NNCF, through ultralytics' exporter,
+calibrated on frames of the user's own video (``CALIBRATION_FRAMES`` spread over it); the
+video's sha256 is part of the key.
+
 The exporter runs offline: the export's requirements are checked here first (a missing
 one is one line naming the extra to install), and ultralytics' automatic pip install of
 missing requirements is switched off while it runs.
@@ -43,6 +47,7 @@ log = logging.getLogger(__name__)
 __all__ = ["ExportSpec", "cached_export", "export_key", "entry_dir"]
 
 MANIFEST = "streamer-export.json"
+CALIBRATION_FRAMES = 200
 _FORMATS = {"onnxruntime": "onnx", "openvino": "openvino", "tensorrt": "engine"}
 # What ultralytics' exporter imports per format (beyond torch and ultralytics).
 _EXPORT_MODULES = {
@@ -67,6 +72,7 @@ class ExportSpec:
         device: The CUDA device a TensorRT engine is built for (else the CPU).
         end2end: The weights' head is NMS-free (YOLOv10, YOLO26): exported as it is
             (ultralytics' exporter would otherwise export the one-to-many head for NMS).
+        calibration: A video whose frames calibrate an INT8 model (OpenVINO); None: float.
     """
 
     weights: Path
@@ -76,9 +82,12 @@ class ExportSpec:
     half: bool = False
     device: str = "cpu"
     end2end: bool = False
+    calibration: Path | None = None
 
     @property
     def precision(self) -> str:
+        if self.calibration is not None:
+            return "int8"
         return "fp16" if self.half else "fp32"
 
 
@@ -87,7 +96,10 @@ def entry_dir(spec: ExportSpec, cache_dir: str | Path | None = None) -> Path:
     root = Path(cache_dir) if cache_dir else spec.weights.parent / f"{spec.weights.name}.streamer-cache"
     if cache_dir:
         root = root / spec.weights.stem
-    return root / f"{spec.backend}-{spec.imgsz}-b{spec.batch}-{spec.precision}"
+    name = f"{spec.backend}-{spec.imgsz}-b{spec.batch}-{spec.precision}"
+    if spec.calibration is not None:  # one entry per calibration video
+        name += f"-{spec.calibration.stem}"
+    return root / name
 
 
 def _sha256(path: Path) -> str:
@@ -114,8 +126,11 @@ def _dist(name: str) -> str:
 
 def export_key(spec: ExportSpec) -> dict:
     """Everything that changes the exported model."""
-    key = {k: v for k, v in asdict(spec).items() if k not in ("weights", "device", "half")}
+    key = {k: v for k, v in asdict(spec).items() if k not in ("weights", "device", "half", "calibration")}
     key["precision"] = spec.precision
+    if spec.calibration is not None:
+        key["calibration_sha256"] = _sha256(spec.calibration)
+        key["calibration_frames"] = CALIBRATION_FRAMES
     key["weights_sha256"] = _sha256(spec.weights)
     key["dynamic"] = True
     key["versions"] = _versions(spec.backend)
@@ -126,9 +141,11 @@ def export_key(spec: ExportSpec) -> dict:
     return key
 
 
-def _model_path(entry: Path, backend: str) -> Path:
+def _model_path(entry: Path, spec: ExportSpec) -> Path:
+    if spec.calibration is not None:
+        return entry / "model_int8_openvino_model"
     return {"onnxruntime": entry / "model.onnx", "openvino": entry / "model_openvino_model",
-            "tensorrt": entry / "model.engine"}[backend]
+            "tensorrt": entry / "model.engine"}[spec.backend]
 
 
 def _files(entry: Path) -> list[Path]:
@@ -157,13 +174,17 @@ def check_entry(entry: Path, key: dict) -> str | None:
     return None
 
 
-def require_export(backend: str) -> None:
+def require_export(backend: str, int8: bool = False) -> None:
     """One line naming the extra when something the exporter needs is missing."""
     missing = [m for m in _EXPORT_MODULES[backend] if importlib.util.find_spec(m) is None]
     if missing:
         raise ModelError(
             f"exporting for {backend} needs {', '.join(missing)}: pip install 'streamer[{EXTRAS[backend]}]'"
         )
+    if int8 and backend != "openvino":
+        raise ModelError(f"INT8 is made for backend openvino, not {backend}")
+    if int8 and importlib.util.find_spec("nncf") is None:
+        raise ModelError("INT8 quantisation needs nncf: pip install 'streamer[int8]'")
 
 
 @contextlib.contextmanager
@@ -185,22 +206,57 @@ def _run_exporter(spec: ExportSpec, work: Path) -> Path:
 
     weights = work / "model.pt"
     shutil.copyfile(spec.weights, weights)
+    yolo = YOLO(str(weights), task="detect")
+    precision: dict = {"quantize": 16 if spec.half else None}
+    if spec.calibration is not None:
+        data = _calibration_set(spec, work / "calibration", dict(yolo.names))
+        precision = {"quantize": 8, "data": str(data), "fraction": 1.0}
     try:
         with _no_auto_install():
-            out = YOLO(str(weights), task="detect").export(
+            out = yolo.export(
                 format=_FORMATS[spec.backend], imgsz=spec.imgsz, dynamic=True, batch=spec.batch,
-                quantize=16 if spec.half else None, simplify=True, nms=False if spec.end2end else None,
-                device=spec.device if spec.backend == "tensorrt" else "cpu", verbose=False,
+                simplify=True, nms=False if spec.end2end else None,
+                device=spec.device if spec.backend == "tensorrt" else "cpu", verbose=False, **precision,
             )
     except Exception as exc:  # the exporter raises many types
         raise ModelError(f"{spec.weights}: export for {spec.backend} failed ({describe(exc)})") from None
     weights.unlink()
+    shutil.rmtree(work / "calibration", ignore_errors=True)
     return Path(out)
+
+
+def _calibration_set(spec: ExportSpec, folder: Path, names: dict[int, str]) -> Path:
+    """``CALIBRATION_FRAMES`` frames spread over the calibration video, as the image folder
+    and dataset yaml ultralytics' INT8 exporter reads (it letterboxes them itself)."""
+    import av
+    import cv2
+    import yaml
+
+    images = folder / "images"
+    images.mkdir(parents=True)
+    try:
+        with av.open(str(spec.calibration)) as container:
+            stream = container.streams.video[0]
+            every = max(1, (stream.frames or CALIBRATION_FRAMES) // CALIBRATION_FRAMES)
+            written = 0
+            for i, frame in enumerate(container.decode(stream)):
+                if i % every == 0:
+                    cv2.imwrite(str(images / f"{i:06d}.png"), frame.to_ndarray(format="bgr24"))
+                    written += 1
+                if written == CALIBRATION_FRAMES:
+                    break
+    except Exception as exc:  # PyAV raises its own error types for a file it cannot read
+        raise ModelError(f"{spec.calibration}: cannot read calibration frames ({describe(exc)})") from None
+    if written == 0:
+        raise ModelError(f"{spec.calibration}: no frame to calibrate INT8 on")
+    data = folder / "data.yaml"
+    data.write_text(yaml.safe_dump({"path": str(folder), "train": "images", "val": "images", "names": names}))
+    return data
 
 
 def export_to(spec: ExportSpec, entry: Path) -> Path:
     """Export into ``entry`` (replacing what is there) and write its manifest; the model path."""
-    require_export(spec.backend)
+    require_export(spec.backend, spec.calibration is not None)
     key = export_key(spec)
     entry.parent.mkdir(parents=True, exist_ok=True)
     # The exporter names its output by replacing ".pt" anywhere in the weights' path, so it
@@ -219,13 +275,15 @@ def export_to(spec: ExportSpec, entry: Path) -> Path:
     finally:
         shutil.rmtree(work, ignore_errors=True)
         shutil.rmtree(staged.parent, ignore_errors=True)
-    return _model_path(entry, spec.backend)
+    return _model_path(entry, spec)
 
 
 def cached_export(spec: ExportSpec, cache_dir: str | Path | None = None) -> tuple[Path, bool]:
     """The exported model for ``spec``, from the cache or exported now; and whether it was exported."""
     if not spec.weights.is_file():
         raise ModelError(f"{spec.weights}: no such weights file; check the path")
+    if spec.calibration is not None and not spec.calibration.is_file():
+        raise ModelError(f"{spec.calibration}: no such calibration video; check the path")
     if not installed(spec.backend):
         raise ModelError(
             f"detector backend {spec.backend!r} is not installed: pip install 'streamer[{EXTRAS[spec.backend]}]'"
@@ -234,7 +292,7 @@ def cached_export(spec: ExportSpec, cache_dir: str | Path | None = None) -> tupl
     problem = check_entry(entry, export_key(spec))
     if problem is None:
         log.debug("%s: cached %s export %s", spec.weights, spec.backend, entry)
-        return _model_path(entry, spec.backend), False
+        return _model_path(entry, spec), False
     if problem != "missing":
         log.warning("%s: cached %s export %s is %s; exporting it again", spec.weights, spec.backend, entry, problem)
     log.info("exporting %s for %s (imgsz %d, batch 1-%d, %s) into %s", spec.weights, spec.backend, spec.imgsz,

@@ -122,7 +122,8 @@ class YoloDetector:
         classes: Keep only these class ids (all when None).
         max_det: At most this many boxes per frame.
         device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
-        half: fp16 inference (torch and TensorRT); default on CUDA only.
+        half: fp16 inference (torch and TensorRT); default on CUDA only. OpenVINO computes
+            in bf16 on CPUs that have it (its own default) unless ``half`` is False (f32).
         rect: Letterbox same-shaped batches to the smallest stride-aligned rectangle
             (as ultralytics' predictor does) instead of an ``imgsz`` square.
         threads: CPU threads of the forward pass; default all cores. (For torch this is
@@ -134,6 +135,8 @@ class YoloDetector:
             the backend once and cached.
         batch: Largest batch a call gets (the export's dynamic batch range).
         cache_dir: Folder of the export cache (default: beside the weights).
+        int8_calibration: A video whose frames calibrate an INT8 model (OpenVINO, NNCF
+            post-training quantisation); None: float.
 
     Attributes:
         backend: The backend chosen and why (``openvino (auto: ...)``).
@@ -156,9 +159,13 @@ class YoloDetector:
         backend: str = "torch",
         batch: int = 8,
         cache_dir: str | None = None,
+        int8_calibration: str | None = None,
     ) -> None:
         self.device = select_device(device)
-        self.choice: Choice = choose(backend, self.device, weights)
+        if int8_calibration is not None and backend not in ("auto", "openvino"):
+            raise ModelError(f"INT8 (int8_calibration) runs on backend openvino, not {backend}")
+        self.choice: Choice = choose("openvino" if int8_calibration else backend, self.device, weights)
+        self.int8_calibration = Path(int8_calibration) if int8_calibration else None
         self.half = self.device.type == "cuda" if half is None else half
         self.exported = False
         self.model: torch.nn.Module | None = None
@@ -169,14 +176,14 @@ class YoloDetector:
             path = Path(weights)
         else:
             path, info = self._exported(weights, imgsz, batch, cache_dir)
-            self.forward = open_forward(self.choice.name, path, self.device, threads)
+            self.forward = open_forward(self.choice.name, path, self.device, threads, half)
         self.names, self.stride, self.end2end = info.names, info.stride, info.end2end
         self.imgsz = -(-imgsz // self.stride) * self.stride
         self.conf, self.iou, self.classes, self.max_det = conf, iou, classes, max_det
         self.rect = rect
         on_cuda = self.forward.device.type == "cuda"
         self.torch_letterbox = on_cuda if torch_letterbox is None else torch_letterbox
-        self.backend = str(self.choice)
+        self.backend = f"{self.choice}, {self.forward.precision}"
         log.info("detector: %s on %s: %s", self.backend, self.device, path)
         # Seconds spent per step, summed over calls (the pipeline reports them per frame).
         self.seconds = {"preprocess": 0.0, "forward": 0.0, "nms": 0.0}
@@ -189,7 +196,8 @@ class YoloDetector:
         _, info = _module(weights)  # the stride, to round imgsz as the runs will
         spec = ExportSpec(path, self.choice.name, -(-imgsz // info.stride) * info.stride, batch,
                           half=self.half and self.choice.name == "tensorrt",
-                          device=str(self.device) if self.device.type == "cuda" else "cpu", end2end=info.end2end)
+                          device=str(self.device) if self.device.type == "cuda" else "cpu", end2end=info.end2end,
+                          calibration=self.int8_calibration)
         model, self.exported = cached_export(spec, cache_dir)
         return model, info
 

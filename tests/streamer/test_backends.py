@@ -144,6 +144,14 @@ def separating_conf(reference, images, gap=4e-3):
     pytest.fail("no gap between the scores to cut at")
 
 
+def test_openvino_in_f32_when_half_is_false(weights, cache, inputs, detectors):
+    """OpenVINO's default is bf16 where the CPU has it; half=False asks for f32."""
+    det = YoloDetector(str(weights["yolo11n"]), conf=CONF, device="cpu", backend="openvino", batch=4,
+                       cache_dir=str(cache), half=False)
+    assert det.forward.precision == "fp32" and det.backend.endswith(", fp32") and not det.exported
+    assert_same_boxes(*detect_both(det, detectors["yolo11n", "torch"], inputs["batch 4"]))
+
+
 def test_rectangular_input_reaches_the_backend_unpadded(detectors, inputs):
     det = detectors["yolov8n", "openvino"]
     batch, boxes = det.preprocess(inputs["rectangular 640x272"])
@@ -230,3 +238,25 @@ def test_threads_and_wait_policy(detectors):
     assert str(ov.get_property("PERFORMANCE_HINT")) == "LATENCY"
     assert ov.get_property("ENABLE_CPU_PINNING") is False
     assert ov.get_property("INFERENCE_NUM_THREADS") == os.cpu_count()
+
+
+def test_int8_by_post_training_quantisation_calibrated_on_a_video(weights, cache, inputs, data, detectors):
+    """OpenVINO INT8 (NNCF) calibrated on bikes.mp4's frames: a quarter of the weights'
+    bytes, and its boxes on PETS09 frames against fp32's."""
+    from streamer.detectors.compare import box_agreement
+
+    det = YoloDetector(str(weights["yolov8n"]), conf=CONF, device="cpu", backend="auto", batch=4, cache_dir=str(cache),
+                       int8_calibration=str(data / "video" / "bikes.mp4"))
+    assert det.backend.startswith("openvino") and det.exported and det.forward.precision == "int8"
+    entry = next(cache.glob("yolov8n/openvino-640-b4-int8-bikes"))
+    fp32 = next(cache.glob("yolov8n/openvino-640-b4-fp32"))
+    int8_bytes = (entry / "model_int8_openvino_model" / "model.bin").stat().st_size
+    assert int8_bytes < 0.4 * (fp32 / "model_openvino_model" / "model.bin").stat().st_size
+    reference = detectors["yolov8n", "openvino"]
+    reference.conf = CONF
+    agreement = box_agreement(reference(frames_from(inputs["batch 4"])), det(frames_from(inputs["batch 4"])))
+    print(agreement)
+    assert agreement.reference > 20
+    assert agreement.recall >= 0.5 and agreement.precision >= 0.5 and agreement.mean_iou >= 0.8
+    with pytest.raises(ModelError, match="INT8 .* runs on backend openvino, not onnxruntime"):
+        YoloDetector(str(weights["yolov8n"]), device="cpu", backend="onnxruntime", int8_calibration="v.mp4")

@@ -44,7 +44,7 @@ def test_second_start_reuses_the_export_and_imgsz_makes_a_new_one(weights, tmp_p
     assert first.exported and len(exporting(log1)) == 1
     second, log2 = start(weights, caplog, imgsz=320, batch=2, cache_dir=cache)
     assert not second.exported and exporting(log2) == []
-    assert any(m.startswith("detector: openvino (asked for) on cpu") for m in log2)
+    assert any(m.startswith("detector: openvino (asked for), ") and " on cpu: " in m for m in log2)
     third, log3 = start(weights, caplog, imgsz=352, batch=2, cache_dir=cache)
     assert third.exported and "imgsz 352" in exporting(log3)[0]
     assert sorted(p.name for p in (tmp_path / "cache" / "v8n").iterdir()) == ["openvino-320-b2-fp32",
