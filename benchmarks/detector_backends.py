@@ -24,6 +24,7 @@ from pathlib import Path
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 VIDEOS = {"pets09": DATA / "video" / "pets09-s2l1-vtest.avi", "bikes": DATA / "video" / "bikes.mp4"}
 BACKENDS = ("torch", "onnxruntime", "openvino")
+INT8 = "openvino-int8"  # OpenVINO INT8, calibrated on the benchmark's own clip
 BUSY_LOOP = "import time\nend = time.monotonic() + {seconds}\nwhile time.monotonic() < end:\n    pass\n"
 
 
@@ -54,7 +55,14 @@ def model_for(args: argparse.Namespace, backend: str) -> str:
         return args.weights
     from streamer.detectors.export import ExportSpec, cached_export
 
-    return str(cached_export(ExportSpec(Path(args.weights), backend, args.imgsz, args.batch), args.cache)[0])
+    calibration = Path(args.video) if backend == INT8 else None
+    spec = ExportSpec(Path(args.weights), backend.split("-")[0], args.imgsz, args.batch, calibration=calibration)
+    return str(cached_export(spec, args.cache)[0])
+
+
+def detector_args(args: argparse.Namespace, backend: str) -> dict:
+    int8 = {"int8_calibration": args.video} if backend == INT8 else {}
+    return {"backend": backend.split("-")[0], "batch": args.batch, "cache_dir": args.cache, **int8}
 
 
 def part_forward(args: argparse.Namespace) -> dict:
@@ -63,8 +71,7 @@ def part_forward(args: argparse.Namespace) -> dict:
 
     from streamer.detectors.yolo import YoloDetector
 
-    det = YoloDetector(args.weights, imgsz=args.imgsz, device="cpu", backend=args.backend, batch=args.batch,
-                       cache_dir=args.cache)
+    det = YoloDetector(args.weights, imgsz=args.imgsz, device="cpu", **detector_args(args, args.backend))
     images = []
     with av.open(args.video) as c:
         for f in c.decode(video=0):
@@ -86,8 +93,8 @@ def part_ours(args: argparse.Namespace) -> dict:
 
     overrides = {
         "source": {"uri": args.video},
-        "detector": {"weights": args.weights, "imgsz": args.imgsz, "device": "cpu", "batch": args.batch,
-                     "backend": args.backend, "cache_dir": args.cache},
+        "detector": {"weights": args.weights, "imgsz": args.imgsz, "device": "cpu",
+                     **detector_args(args, args.backend)},
         "tracker": {"name": "bytetrack"},
         "progress": False,
     }
@@ -108,7 +115,38 @@ def part_ultralytics(args: argparse.Namespace) -> dict:
     return {"frames": frames, "fps": frames / (time.perf_counter() - start)}
 
 
-PARTS = {"forward": part_forward, "ours": part_ours, "ultralytics": part_ultralytics}
+def part_agreement(args: argparse.Namespace) -> dict:
+    """INT8 boxes against the float model's on the clip's frames (a random YOLOv8n whose
+    class head is biased so that it finds boxes, as in the tests)."""
+    import av
+    import torch
+    from ultralytics import YOLO
+
+    from streamer.detectors.compare import box_agreement
+    from streamer.detectors.yolo import YoloDetector
+    from streamer.types import Frame
+
+    torch.manual_seed(0)
+    yolo = YOLO("yolov8n.yaml")
+    with torch.no_grad():
+        for seq in yolo.model.model[-1].cv3:
+            seq[-1].bias.normal_(-4, 1)
+            seq[-1].weight.normal_(0, 0.1)
+    args.weights = str(Path(args.cache).parent / "yolov8n-biased.pt")
+    yolo.save(args.weights)
+    images = []
+    with av.open(args.video) as c:
+        for i, f in enumerate(c.decode(video=0)):
+            if i % 5 == 0:
+                images.append(Frame("s", i, 0, f.to_ndarray(format="rgb24")))
+    fp = YoloDetector(args.weights, imgsz=args.imgsz, device="cpu", conf=0.18, **detector_args(args, "openvino"))
+    q = YoloDetector(args.weights, imgsz=args.imgsz, device="cpu", conf=0.18, **detector_args(args, INT8))
+    a = box_agreement(fp(images), q(images))
+    return {"frames": len(images), "boxes": a.reference, "recall": a.recall, "precision": a.precision,
+            "iou": a.mean_iou, "conf": a.mean_conf_diff, "fp": fp.forward.precision}
+
+
+PARTS = {"forward": part_forward, "ours": part_ours, "ultralytics": part_ultralytics, "agreement": part_agreement}
 
 
 def run_part(args: argparse.Namespace, part: str, video: Path, backend: str, *, load: bool = False,
@@ -135,12 +173,13 @@ def bench_video(args: argparse.Namespace, name: str, video: Path) -> None:
     with av.open(str(video)) as c:
         s = c.streams.video[0]
         print(f"\n## {name}: {video.name}, {s.width}x{s.height}, {args.frames} frames at most, imgsz {args.imgsz}")
-    fwd = {(b, n): run_part(args, "forward", video, b, forward_batch=n)["fps"] for b in BACKENDS for n in (1, 4)}
+    fwd = {(b, n): run_part(args, "forward", video, b, forward_batch=n)["fps"] for b in (*BACKENDS, INT8)
+           for n in (1, 4)}
     print("\nbare forward pass, images/s      batch 1   batch 4")
-    for b in BACKENDS:
+    for b in (*BACKENDS, INT8):
         print(f"  {b:<28} {fwd[b, 1]:8.1f}  {fwd[b, 4]:8.1f}")
     rows = {}
-    for b in BACKENDS:
+    for b in (*BACKENDS, INT8):
         rows[b] = {
             cond: (run_part(args, "ours", video, b, load=cond == "loaded"),
                    run_part(args, "ultralytics", video, b, load=cond == "loaded"))
@@ -154,8 +193,8 @@ def bench_video(args: argparse.Namespace, name: str, video: Path) -> None:
         print(f"  {b:<13} {oq['fps']:12.1f} {uq['fps']:7.1f} {oq['fps'] / uq['fps']:5.2f}x   {ol['fps']:12.1f} "
               f"{ul['fps']:7.1f} {ol['fps'] / ul['fps']:5.2f}x   {100 * ol['fps'] / oq['fps']:5.0f}%")
     auto = run_part(args, "ours", video, "auto")
-    best_theirs = max(r["quiet"][1]["fps"] for r in rows.values())
-    best_fwd = max(fwd.values())
+    best_theirs = max(r["quiet"][1]["fps"] for b, r in rows.items() if b != INT8)
+    best_fwd = max(v for (b, _), v in fwd.items() if b != INT8)
     print(f"\nauto chose: {auto['detector']}: {auto['fps']:.1f} frames/s")
     print(f"  auto / ultralytics' best format:        {auto['fps'] / best_theirs:.2f}x (goal 2x)")
     print(f"  auto / best bare forward pass:          {100 * auto['fps'] / best_fwd:.0f}% (goal 90%)")
@@ -164,6 +203,12 @@ def bench_video(args: argparse.Namespace, name: str, video: Path) -> None:
     ahead = chosen["loaded"][0]["fps"] / max(r["loaded"][1]["fps"] for r in rows.values())
     print(f"  under load, auto's backend kept:        {100 * kept:.0f}% of its quiet rate (goal 50%), "
           f"{ahead:.2f}x ultralytics' best format under the same load")
+    int8 = rows[INT8]["quiet"][0]["fps"]
+    print(f"  openvino-int8 run / ultralytics' best float format: {int8 / best_theirs:.2f}x")
+    a = run_part(args, "agreement", video, INT8)
+    print(f"INT8 against OpenVINO {a['fp']} ({a['frames']} frames, {a['boxes']} boxes, biased random head): "
+          f"recall {a['recall']:.3f}, precision {a['precision']:.3f}, mean IoU {a['iou']:.3f}, "
+          f"mean |conf diff| {a['conf']:.4f}")
 
 
 def main() -> None:
