@@ -166,6 +166,7 @@ class YoloDetector:
             raise ModelError(f"INT8 (int8_calibration) runs on backend openvino, not {backend}")
         self.choice: Choice = choose("openvino" if int8_calibration else backend, self.device, weights)
         self.int8_calibration = Path(int8_calibration) if int8_calibration else None
+        log.info("detector backend: %s on %s", self.choice, self.device)  # before any export
         self.half = self.device.type == "cuda" if half is None else half
         self.exported = False
         self.model: torch.nn.Module | None = None
@@ -184,7 +185,7 @@ class YoloDetector:
         on_cuda = self.forward.device.type == "cuda"
         self.torch_letterbox = on_cuda if torch_letterbox is None else torch_letterbox
         self.backend = f"{self.choice}, {self.forward.precision}"
-        log.info("detector: %s on %s: %s", self.backend, self.device, path)
+        log.info("detector model: %s (%s)", path, self.forward.precision)
         # Seconds spent per step, summed over calls (the pipeline reports them per frame).
         self.seconds = {"preprocess": 0.0, "forward": 0.0, "nms": 0.0}
 

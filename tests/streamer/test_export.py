@@ -41,10 +41,10 @@ def exporting(messages):
 def test_second_start_reuses_the_export_and_imgsz_makes_a_new_one(weights, tmp_path, caplog):
     cache = str(tmp_path / "cache")
     first, log1 = start(weights, caplog, imgsz=320, batch=2, cache_dir=cache)
-    assert first.exported and len(exporting(log1)) == 1
+    assert first.exported and len(exporting(log1)) == 1 and log1[0].startswith("detector backend: openvino")
     second, log2 = start(weights, caplog, imgsz=320, batch=2, cache_dir=cache)
     assert not second.exported and exporting(log2) == []
-    assert any(m.startswith("detector: openvino (asked for), ") and " on cpu: " in m for m in log2)
+    assert log2[0] == "detector backend: openvino (asked for) on cpu" and log2[1].startswith("detector model: ")
     third, log3 = start(weights, caplog, imgsz=352, batch=2, cache_dir=cache)
     assert third.exported and "imgsz 352" in exporting(log3)[0]
     assert sorted(p.name for p in (tmp_path / "cache" / "v8n").iterdir()) == ["openvino-320-b2-fp32",
@@ -140,3 +140,14 @@ def test_run_with_backend_flag_names_it_in_the_summary(weights, tmp_path, capsys
     assert code == 0
     out = capsys.readouterr().out
     assert "detector: openvino (asked for)" in out and "frames:  12 processed (12 detected)" in out
+
+
+def test_the_exporter_never_pip_installs():
+    """While streamer exports, ultralytics' automatic install of a missing requirement is
+    off: a missing one is reported, not fetched (and the setting is restored after)."""
+    from ultralytics.utils import checks
+
+    before = checks.AUTOINSTALL
+    with export._no_auto_install():
+        assert checks.check_requirements("streamer-no-such-package>=1") is False
+    assert checks.AUTOINSTALL == before
