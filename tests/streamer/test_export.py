@@ -150,4 +150,4 @@ def test_the_exporter_never_pip_installs():
     before = checks.AUTOINSTALL
     with export._no_auto_install():
         assert checks.check_requirements("streamer-no-such-package>=1") is False
-    assert checks.AUTOINSTALL == before
+    assert before == checks.AUTOINSTALL
