@@ -1,4 +1,4 @@
-"""Command line: ``streamer run | export | track | eval | sample``."""
+"""Command line: ``streamer run | track | eval | sample``."""
 
 from __future__ import annotations
 
@@ -281,7 +281,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True)
     _run_parser(sub)
-    _export_parser(sub)
     p = sub.add_parser("track", help="track every DET_ROOT/<seq>/det/det.txt into OUT/<seq>.txt")
     p.add_argument("det_root")
     p.add_argument("--out", required=True)
@@ -294,13 +293,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     p = sub.add_parser("sample", help="write a synthetic demo video and its detections")
     p.add_argument("--out", default="out")
     p.add_argument("--frames", type=int, default=200)
+    _export_parser(sub)
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO, format="streamer: %(levelname)s: %(message)s"
     )
-    commands = {"run": cmd_run, "export": cmd_export, "track": cmd_track, "eval": cmd_eval, "sample": cmd_sample}
+    commands = {"run": cmd_run, "track": cmd_track, "eval": cmd_eval, "sample": cmd_sample}
     try:
-        return commands[args.command](args)
+        return {**commands, "export": cmd_export}[args.command](args)
     except ConfigError as exc:
         print(f"streamer: config error: {exc}", file=sys.stderr)
         return 2
