@@ -36,11 +36,21 @@ run: $(STAMP)
 	$(VENV)/bin/streamer run $(VIDEO) $(RUN_ARGS) \
 		--out-video $(OUT)/annotated.mp4 --events $(OUT)/events.jsonl --mot $(OUT)/tracks.txt
 
+# The tests also run the CPU detector backends (ONNX Runtime, OpenVINO): their extras are
+# installed for the tests only, so `make run` keeps the plain install.
+BACKENDS_STAMP := $(VENV)/.backends-installed
+$(BACKENDS_STAMP): $(STAMP)
+	$(PY) -m pip install -q -e '.[test,onnx,openvino,int8]'
+	# (the same opencv-python clash as above: reinstalling the package pulls it back in)
+	$(PY) -m pip uninstall -q -y opencv-python
+	$(PY) -m pip install -q --force-reinstall --no-deps opencv-python-headless
+	touch $(BACKENDS_STAMP)
+
 # pytest exits 5 when it collected no test: that fails here too.
-test: $(STAMP)
+test: $(BACKENDS_STAMP)
 	$(PY) -m pytest -q
 
-bench: $(STAMP)
+bench: $(BACKENDS_STAMP)
 	$(PY) -m pip install -q -e '.[bench]'
 	$(PY) benchmarks/tracker_speed.py
 	$(PY) benchmarks/tracker_accuracy.py
@@ -48,6 +58,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/tracker_robustness.py
 	$(PY) benchmarks/event_sinks.py
 	$(PY) benchmarks/live_streams.py
+	$(PY) benchmarks/detector_backends.py
 
 clean:
 	rm -rf $(OUT) .pytest_cache

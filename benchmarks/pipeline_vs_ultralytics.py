@@ -28,7 +28,9 @@ def ours(args: argparse.Namespace) -> dict:
 
     overrides = {
         "source": {"uri": args.video},
-        "detector": {"weights": args.weights, "imgsz": args.imgsz, "device": args.device, "batch": args.batch},
+        # torch, as the bare forward pass below (benchmarks/detector_backends.py compares the backends)
+        "detector": {"weights": args.weights, "imgsz": args.imgsz, "device": args.device, "batch": args.batch,
+                     "backend": "torch"},
         "tracker": {"name": "bytetrack"},
         "progress": False,
     }

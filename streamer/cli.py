@@ -66,12 +66,58 @@ def _job_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--conf", type=float, help="detection confidence threshold")
     p.add_argument("--classes", type=int, nargs="+", help="class ids to keep")
     p.add_argument("--device", help="auto, cpu, cuda or cuda:N")
+    p.add_argument("--backend", choices=_BACKENDS,
+                   help="what runs the detector's forward pass (default auto: the fastest installed)")
     p.add_argument("--batch", type=int, help="frames per forward pass")
     p.add_argument("--every", type=int, help="keep every n-th frame")
     p.add_argument("--target-fps", type=float, help="keep frames to at most this rate")
     p.add_argument("--detect-every", type=int, help="detect on every k-th kept frame; track in between")
     p.add_argument("--hwaccel", choices=HWACCELS,
                    help="hardware decoding (default none; falls back to software with a warning)")
+
+
+_BACKENDS = ("auto", "torch", "onnxruntime", "openvino", "tensorrt")
+
+
+def _export_parser(sub: Any) -> None:
+    p = sub.add_parser("export", help="export .pt weights for a detector backend ahead of time (into its cache)")
+    p.add_argument("weights", help=".pt weights file")
+    p.add_argument("--backend", default="auto", choices=[b for b in _BACKENDS if b != "torch"],
+                   help="onnxruntime, openvino or tensorrt (default auto: the fastest installed for the device)")
+    p.add_argument("--imgsz", type=int, default=640, help="network input size (default 640)")
+    p.add_argument("--batch", type=int, default=8, help="largest batch (default 8, as detector.batch)")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (TensorRT engines are per GPU)")
+    p.add_argument("--half", action="store_true", default=None, help="fp16 (TensorRT; default on CUDA)")
+    p.add_argument("--cache-dir", help="cache folder (default: beside the weights); set detector.cache_dir the same")
+    p.add_argument("--int8", action="store_true", help="INT8 OpenVINO model by post-training quantisation (NNCF)")
+    p.add_argument("--calibrate", metavar="VIDEO", help="with --int8: the video whose frames calibrate it")
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from streamer.detectors.backends import choose
+    from streamer.detectors.export import ExportSpec, cached_export
+    from streamer.detectors.yolo import select_device, weights_info
+
+    if Path(args.weights).suffix != ".pt":
+        raise ConfigError(f"{args.weights}: export takes .pt weights (an exported model is used as it is)")
+    if args.imgsz < 32 or args.batch < 1:
+        raise ConfigError("--imgsz must be 32 or more and --batch 1 or more")
+    if args.int8 != bool(args.calibrate):
+        raise ConfigError("--int8 and --calibrate VIDEO go together (INT8 is calibrated on frames of your video)")
+    if args.int8 and args.backend not in ("auto", "openvino"):
+        raise ConfigError(f"--int8 makes an OpenVINO model; drop --backend {args.backend}")
+    device = select_device(args.device)
+    choice = choose("openvino" if args.int8 else args.backend, device, args.weights)
+    if choice.name == "torch":
+        raise ConfigError(f"nothing to export: {choice.reason}; install a backend or pass --backend")
+    stride, end2end = weights_info(args.weights)
+    half = (device.type == "cuda" if args.half is None else args.half) and choice.name == "tensorrt"
+    spec = ExportSpec(Path(args.weights), choice.name, -(-args.imgsz // stride) * stride, args.batch, half,
+                      str(device) if device.type == "cuda" else "cpu", end2end,
+                      Path(args.calibrate) if args.calibrate else None)
+    path, exported = cached_export(spec, args.cache_dir)
+    print(f"{choice}: {'exported' if exported else 'already in the cache'}: {path}")
+    return 0
 
 
 def _url_sinks() -> dict[str, str]:
@@ -86,7 +132,7 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
         "detector": ("detector", "name"), "weights": ("detector", "weights"),
         "detections": ("detector", "detections"), "imgsz": ("detector", "imgsz"),
         "conf": ("detector", "conf"), "classes": ("detector", "classes"),
-        "device": ("detector", "device"), "batch": ("detector", "batch"),
+        "device": ("detector", "device"), "batch": ("detector", "batch"), "backend": ("detector", "backend"),
         "tracker": ("tracker", "name"), "every": ("sampler", "every"),
         "target_fps": ("sampler", "target_fps"), "detect_every": ("sampler", "detect_every"),
         "transport": ("source", "transport"), "hwaccel": ("decode", "hwaccel"),
@@ -242,6 +288,7 @@ class _StopOnSignals:
 def _print_summary(s: Any, file: Any) -> None:
     stages = ", ".join(f"{k} {v:.1f}" for k, v in s.stage_ms.items())
     print(f"source:  {s.source}", file=file)
+    print(f"detector: {s.detector}", file=file)
     if len(s.sources) > 1 or any(x.live for x in s.sources.values()):
         for x in s.sources.values():
             line = f"  {x.id}: {x.frames} frames ({x.detected} detected)"
@@ -315,13 +362,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     p = sub.add_parser("sample", help="write a synthetic demo video and its detections")
     p.add_argument("--out", default="out")
     p.add_argument("--frames", type=int, default=200)
+    _export_parser(sub)
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO, format="streamer: %(levelname)s: %(message)s"
     )
     commands = {"run": cmd_run, "serve": cmd_serve, "track": cmd_track, "eval": cmd_eval, "sample": cmd_sample}
     try:
-        return commands[args.command](args)
+        return {**commands, "export": cmd_export}[args.command](args)
     except ConfigError as exc:
         print(f"streamer: config error: {exc}", file=sys.stderr)
         return 2

@@ -141,8 +141,15 @@ class YoloConfig(_DetectorBase):
     max_det: int = Field(300, ge=1)
     device: str = "auto"
     half: bool | None = None
-    threads: int | None = Field(None, ge=1, description="torch CPU threads (default: all cores)")
+    threads: int | None = Field(None, ge=1, description="CPU threads of the forward pass (default: all cores)")
     rect: bool = True
+    backend: Literal["auto", "torch", "onnxruntime", "openvino", "tensorrt"] = Field(
+        "auto", description="what runs the forward pass; auto: the fastest installed for the device"
+    )
+    cache_dir: str | None = Field(None, description="folder of exported models (default: beside the weights)")
+    int8_calibration: str | None = Field(
+        None, description="video whose frames calibrate an INT8 OpenVINO model (NNCF); default: float"
+    )
 
     def inputs(self) -> dict[str, str | None]:
         return {"detector.weights": self.weights}
@@ -153,6 +160,7 @@ class YoloConfig(_DetectorBase):
         return YoloDetector(
             weights=self.weights, imgsz=self.imgsz, conf=self.conf, iou=self.iou, classes=self.classes,
             max_det=self.max_det, device=self.device, half=self.half, rect=self.rect, threads=self.threads,
+            backend=self.backend, batch=self.batch, cache_dir=self.cache_dir, int8_calibration=self.int8_calibration,
         )
 
 

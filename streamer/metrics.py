@@ -148,6 +148,7 @@ class Summary:
     """What a run did, in all and per source."""
 
     source: str
+    detector: str = ""  # what ran the detector and why (Detector.backend)
     seconds: float = 0.0
     outputs: dict[str, str] = field(default_factory=dict)
     stage_ms: dict[str, float] = field(default_factory=dict)

@@ -519,7 +519,8 @@ class Pipeline:
     def run(self) -> Summary:
         """Process every source to its end (or to ``duration``, or :meth:`stop`);
         returns the summary or raises the first error."""
-        summary = Summary(source=", ".join(st.source.label for st in self.streams.values()))
+        summary = Summary(source=", ".join(st.source.label for st in self.streams.values()),
+                          detector=self.detector.backend)
         summary.sources = {sid: st.summary for sid, st in self.streams.items()}
         self._total = self.expected_frames()
         handoff: queue.Queue[_Pair] = queue.Queue(maxsize=2 * self.config.detector.batch + 2)

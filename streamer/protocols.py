@@ -63,9 +63,12 @@ class Detector(Protocol):
 
     Attributes:
         names: Class id to class name.
+        backend: What runs the detector and why (the run's summary names it), e.g.
+            ``openvino (auto: the fastest installed for cpu)``.
     """
 
     names: dict[int, str]
+    backend: str
 
     def __call__(self, frames: Sequence[Frame]) -> list[Detections]: ...
 

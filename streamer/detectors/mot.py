@@ -25,6 +25,7 @@ class MotDetector:
         self._by_frame = read_detections(self.path)
         self.conf = conf
         self.names = {0: class_name}
+        self.backend = f"mot replay of {self.path.name}"
 
     def __call__(self, frames: Sequence[Frame]) -> list[Detections]:
         out = []

@@ -53,6 +53,7 @@ class BlobDetector:
     """
 
     names = {0: "box"}
+    backend = "blob finder (synthetic scenes)"
 
     def __init__(self, seconds_per_frame: float = 0.0) -> None:
         import cv2
