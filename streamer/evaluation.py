@@ -57,7 +57,8 @@ def load_sequence(seq_dir: Path) -> tuple[list[Detections], float]:
     by_frame = read_detections(seq_dir / "det" / "det.txt")
     info = read_seqinfo(seq_dir / "seqinfo.ini")
     length = max([int(info.get("seqlength", 0)), *by_frame.keys()])
-    frames = [by_frame.get(f, Detections.empty()) for f in range(1, length + 1)]
+    empty = Detections.empty()  # one for every frame without boxes: memory goes by the frames present
+    frames = [by_frame.get(f, empty) for f in range(1, length + 1)]
     return frames, float(info.get("framerate", 30))
 
 

@@ -41,6 +41,11 @@ def read_detections(path: str | Path) -> dict[int, Detections]:
     out: dict[int, Detections] = {}
     if not rows.size:
         return out
+    if not np.isfinite(rows[:, :7]).all():
+        raise SourceError(f"{path}:{_first_bad_line(path)}: a value is NaN or infinite; "
+                          f"MOT lines hold numbers only (frame,id,x,y,w,h,score)")
+    if (rows[:, 0] < 1).any() or (rows[:, 0] != np.round(rows[:, 0])).any():
+        raise SourceError(f"{path}: frame numbers must be whole numbers from 1 (MOT frames are 1-based)")
     rows = rows[np.argsort(rows[:, 0], kind="stable")]
     frames = rows[:, 0].astype(np.int64)
     xyxy = rows[:, 2:6].copy()
@@ -48,8 +53,20 @@ def read_detections(path: str | Path) -> dict[int, Detections]:
     starts = np.flatnonzero(np.r_[True, frames[1:] != frames[:-1]])
     ends = np.r_[starts[1:], len(rows)]
     for s, e in zip(starts, ends, strict=True):
-        out[int(frames[s])] = Detections(xyxy[s:e], rows[s:e, 6])
+        out[int(frames[s])] = Detections(xyxy[s:e], rows[s:e, 6]).proper()  # zero-size boxes dropped
     return out
+
+
+def _first_bad_line(path: Path) -> int:
+    """The number of the first line holding a value that is not a finite number."""
+    with open(path, encoding="utf-8", errors="replace") as f:
+        for number, line in enumerate(f, 1):
+            try:
+                if not all(np.isfinite(float(v)) for v in line.split(",")[:7] if v.strip()):
+                    return number
+            except ValueError:
+                return number
+    return 0
 
 
 def read_seqinfo(path: str | Path) -> dict[str, str]:

@@ -168,7 +168,7 @@ class StreamProcessor:
         self._since_detect = 0
         self._last_detect_pts = frame.pts
         self.summary.detected += 1
-        return tracker.update(dets, period=period)
+        return tracker.update(dets.proper(), period=period)
 
     def _all_sinks(self) -> tuple[Sink, ...]:
         return (*self._sinks, *self._shared)

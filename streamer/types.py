@@ -139,6 +139,14 @@ class Detections:
     def __repr__(self) -> str:
         return f"Detections(n={len(self)})"
 
+    def proper(self) -> Detections:
+        """Only the boxes with finite coordinates and a width and height above zero (a
+        box of zero size, as float32 rounding makes of a huge coordinate, has no aspect
+        ratio for a tracker's motion model); itself when all are."""
+        x = self.xyxy
+        ok = np.isfinite(x).all(1) & (x[:, 2] > x[:, 0]) & (x[:, 3] > x[:, 1]) & np.isfinite(self.confidence)
+        return self if ok.all() else self[np.flatnonzero(ok)]
+
     @classmethod
     def concat(cls, parts: list[Detections]) -> Detections:
         """Rows of every part, in order."""
