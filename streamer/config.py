@@ -492,6 +492,9 @@ class OutputConfig(_Section):
                 out[name] = "stdout" if path == "-" else path
         for c in self.event_sinks:
             out[c.label] = c.destination()
+        for name, evidence in (("clips", self.clips), ("snapshots", self.snapshots)):
+            if evidence is not None:
+                out[name] = evidence.folder
         return out
 
     def to_stdout(self) -> bool:

@@ -413,3 +413,23 @@ def test_rtsp_server_killed_mid_clip_ends_the_clip_at_the_gap(rtsp_server, tmp_p
     with av.open(clip["path"]) as c:  # a valid, finished MP4 up to the gap
         assert sum(1 for _ in c.decode(video=0)) == clip["frames"]
     assert clip_frames_match(clip, frames["cam"]) >= clip["frames"] // 2
+
+
+def test_cli_flags_set_the_folders(tmp_path, capsys):
+    from streamer.cli import main
+
+    video, det = scene(tmp_path, WALKER, 150, gop=25)
+    config = tmp_path / "door.yaml"
+    config.write_text("analytics:\n  lines:\n    - {name: door, points: [[160, 0], [160, 240]]}\n"
+                      "output:\n  clips: {pre: 1.0, post: 1.0}\n")
+    code = main(["run", str(video), "--config", str(config), "--detector", "mot", "--detections", str(det),
+                 "--events", str(tmp_path / "events.jsonl"), "--clips", str(tmp_path / "c"),
+                 "--snapshots", str(tmp_path / "s"), "--no-progress"])
+    assert code == 0
+    events = [json.loads(line) for line in (tmp_path / "events.jsonl").read_text().splitlines()]
+    clip = next(e for e in events if e["type"] == "clip_ready")["clip"]
+    # The folder from the flag, pre from the file: the keyframe at or before frame 76 - 25 is 50.
+    assert Path(clip["path"]).parent == tmp_path / "c" and clip["start"] == 2.0
+    assert len(list((tmp_path / "s").glob("*-crop.jpg"))) == 1
+    summary = capsys.readouterr()
+    assert str(tmp_path / "c") in summary.out + summary.err and str(tmp_path / "s") in summary.out + summary.err
