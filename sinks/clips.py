@@ -76,6 +76,8 @@ class _Written:
 # Packets looked at past a cut in a stream with reordered pictures (B-frames): a cut is
 # made only where none of them shows a picture earlier than the last one in the clip.
 REORDER_LOOKAHEAD = 16
+# How often a writer looks for new packets (seconds): a clip is ready at most this late.
+POLL = 0.05
 # Event pts are rounded to 1 us: a picture within that of a clip's end belongs to it.
 EPS = Fraction(1, 10**6)
 
@@ -137,6 +139,8 @@ class ClipSink(Sink):
         self.days = days
         self.max_bytes = max_bytes
         self.written: list[Path] = []
+        self.bytes = 0
+        self.cpu_seconds = 0.0  # the writer thread's CPU time, once it has ended
         self._lock = threading.Condition(threading.Lock())
         self._jobs: deque[_Clip] = deque()
         self._latest: _Clip | None = None
@@ -226,6 +230,14 @@ class ClipSink(Sink):
                 self._lock.wait(0.05)
 
     def _run(self) -> None:
+        try:
+            self._serve()
+        finally:
+            self.cpu_seconds = time.thread_time()
+            log.debug("%s: %d clip(s), %.1f MB, writer CPU %.3f s", self.source_id, len(self.written),
+                      self.bytes / 2**20, self.cpu_seconds)
+
+    def _serve(self) -> None:
         while True:
             with self._lock:
                 while not self._jobs and not self._closing:
@@ -257,6 +269,7 @@ class ClipSink(Sink):
             return
         os.replace(tmp, clip.path)
         self.written.append(clip.path)
+        self.bytes += clip.path.stat().st_size
         self._ready.append(self._ready_event(clip, segment, done))
         apply_retention(self.folder, self.days, self.max_bytes, keep=clip.path)
 
@@ -264,7 +277,7 @@ class ClipSink(Sink):
         """Muxes the clip's packets until its end or a gap; returns its segment."""
         cursor, cut = clip.seq, _Cut()
         while True:
-            packets, first = self.packets.read(cursor, 0.2)
+            packets, first = self.packets.read(cursor, POLL)
             if first > cursor and done.frames:
                 done.reason = "lost"
                 return cut.segment
@@ -293,7 +306,7 @@ class ClipSink(Sink):
                 self.packets.hold(cursor)
                 if self._closing:
                     return cut.segment
-                time.sleep(0.02)
+                time.sleep(POLL)
             elif packets:
                 cursor = max(cursor, packets[-1].seq + 1)
                 self.packets.hold(cursor)

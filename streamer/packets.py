@@ -151,7 +151,8 @@ class PacketRing:
                 s.keys.append(entry.seq)
             s.bytes += size
             self._trim()
-            self._cond.notify_all()
+            # No notify per packet: a writer polls (read's timeout), so it never wakes,
+            # and asks for the GIL, once per packet of every camera.
 
     def anchor(self, stream_time: Fraction, pts: Fraction) -> None:
         """The first decoded frame of the connection: stream time ``stream_time`` is source pts ``pts``."""
@@ -202,7 +203,8 @@ class PacketRing:
 
     def read(self, after: int, timeout: float) -> tuple[list[Packet], int]:
         """Packets with seq ``>= after`` (waiting up to ``timeout`` seconds when there is
-        none yet) and the oldest seq still held (``> after`` means some were lost)."""
+        none yet, cut short by a gap, a new connection or :meth:`wake`) and the oldest
+        seq still held (``> after`` means some were lost)."""
         with self._cond:
             s = self._s
             if not s.packets or s.packets[-1].seq < after:
