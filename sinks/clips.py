@@ -35,7 +35,7 @@ from typing import Any
 
 import av
 
-from streamer.packets import Packet, PacketRing, Segment
+from streamer.packets import FORMATS, Packet, PacketRing, Segment
 from streamer.protocols import Sink
 from streamer.types import Detections, Event, Frame, SourceStatus
 
@@ -56,6 +56,7 @@ class _Clip:
     pre: float  # seconds from the start to the trigger
     long_gop: bool  # the keyframes are further apart than pre: the clip starts earlier
     triggers: list[str] = field(default_factory=list)
+    format: str = "mp4"  # the container (matroska for codecs MP4 does not take)
     closed: bool = False  # the writer has passed end: a later trigger starts a new clip
 
     def describe(self) -> dict[str, Any]:
@@ -76,6 +77,7 @@ class _Written:
 # Packets looked at past a cut in a stream with reordered pictures (B-frames): a cut is
 # made only where none of them shows a picture earlier than the last one in the clip.
 REORDER_LOOKAHEAD = 16
+CLIP_SUFFIXES = tuple(suffix for _, suffix in FORMATS)
 # How often a writer looks for new packets (seconds): a clip is ready at most this late.
 POLL = 0.05
 # Event pts are rounded to 1 us: a picture within that of a clip's end belongs to it.
@@ -152,7 +154,7 @@ class ClipSink(Sink):
 
     def open(self) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
-        for stale in self.folder.glob(".*.mp4.part"):  # a run killed while writing: never a clip
+        for stale in self.folder.glob(".*.part"):  # a run killed while writing: never a clip
             stale.unlink(missing_ok=True)
         apply_retention(self.folder, self.days, self.max_bytes)
         self._thread = threading.Thread(target=self._run, name=f"clips-{self.source_id}", daemon=True)
@@ -207,15 +209,18 @@ class ClipSink(Sink):
                 clip.end = max(clip.end, pts + self.post)
                 clip.triggers.append(event.id)
                 return clip.describe()
-        found = self.packets.keyframe_before(pts - self.pre)
+        found = self.packets.keyframe_before(pts - self.pre, pts)
         if found is None:
             log.warning("%s: no packets held yet for a clip of %s at %.2fs", self.source_id, event.type, event.pts)
             return None
-        seq, start, after = found
+        seq, start, after, segment = found
+        if segment.template is None:
+            return None  # a codec no clip container takes (said once, when the stream connected)
         gop = (after - start) if after is not None else (pts - start)
         stamp = "" if event.wall_time is None else time.strftime("%Y%m%d-%H%M%S-", time.gmtime(event.wall_time))
-        path = self.folder / f"{_slug(self.source_id)}-{stamp}{event.frame:06d}.mp4"
-        clip = _Clip(path, event, seq, start, pts + self.post, float(pts - start), gop > self.pre, [event.id])
+        path = self.folder / f"{_slug(self.source_id)}-{stamp}{event.frame:06d}{segment.suffix}"
+        clip = _Clip(path, event, seq, start, pts + self.post, float(pts - start), gop > self.pre, [event.id],
+                     segment.format)
         with self._lock:
             self._jobs.append(clip)
             self._latest = clip
@@ -259,7 +264,7 @@ class ClipSink(Sink):
         tmp = clip.path.with_name(f".{clip.path.name}.part")
         done = _Written()
         segment: Segment | None = None
-        out = av.open(str(tmp), "w", format="mp4")
+        out = av.open(str(tmp), "w", format=clip.format)
         try:
             segment = self._copy(clip, out, done)
         finally:
@@ -367,14 +372,14 @@ class ClipSink(Sink):
 
 
 def apply_retention(folder: Path, days: float | None, max_bytes: int | None, keep: Path | None = None) -> list[Path]:
-    """Removes the folder's clips (``*.mp4``) older than ``days`` and then the oldest
+    """Removes the folder's clips (``*.mp4``, ``*.mkv``) older than ``days`` and then the oldest
     until they total at most ``max_bytes``; ``keep`` (the newest clip) stays. Returns
     the removed files. Several sources may share a folder: a file another one removed
     first is skipped."""
     if days is None and max_bytes is None:
         return []
     clips = []
-    for path in folder.glob("*.mp4"):
+    for path in (p for suffix in CLIP_SUFFIXES for p in folder.glob(f"*{suffix}")):
         with contextlib.suppress(FileNotFoundError):
             st = path.stat()
             clips.append((st.st_mtime, path.name, path, st.st_size))

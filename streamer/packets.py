@@ -16,14 +16,14 @@ across reconnects). A clip never spans two segments: it ends at the gap.
 Thread safety: one lock. The decode thread calls :meth:`PacketRing.connect`,
 :meth:`~PacketRing.add`, :meth:`~PacketRing.anchor` and :meth:`~PacketRing.gap`; the
 processing thread :meth:`~PacketRing.processed` and :meth:`~PacketRing.keyframe_before`;
-the clip writer :meth:`~PacketRing.read`, :meth:`~PacketRing.hold` and
-:meth:`~PacketRing.release`.
+the clip writer :meth:`~PacketRing.read` and :meth:`~PacketRing.hold`.
 """
 
 from __future__ import annotations
 
 import bisect
 import io
+import logging
 import threading
 from collections import deque
 from dataclasses import dataclass, field
@@ -32,7 +32,9 @@ from typing import Any
 
 import av
 
-__all__ = ["Packet", "PacketRing", "Segment"]
+log = logging.getLogger(__name__)
+
+__all__ = ["FORMATS", "Packet", "PacketRing", "Segment"]
 
 
 @dataclass(eq=False)
@@ -42,7 +44,10 @@ class Segment:
     Attributes:
         number: 0 for the first connection, then 1, 2 ...
         template: An output stream holding a copy of the input's codec parameters
-            (``add_stream_from_template`` takes it), alive as long as the segment.
+            (``add_stream_from_template`` takes it), alive as long as the segment; None
+            when no clip container takes the codec.
+        format, suffix: The container clips of this stream are written in (``mp4``, or
+            ``matroska`` for codecs MP4 does not take) and its file suffix.
         time_base: The stream's time base (packet timestamps are in its units).
         codec, width, height: What the stream carries.
         offset: Source pts minus stream time, seconds; None until the first frame of
@@ -57,6 +62,8 @@ class Segment:
     codec: str
     width: int
     height: int
+    format: str = "mp4"
+    suffix: str = ".mp4"
     offset: Fraction | None = None
     ended: bool = False
 
@@ -81,6 +88,13 @@ class Packet:
     duration: int
     key: bool
     size: int
+
+
+# A clip's first keyframe: its seq, pts and segment, and the next keyframe's pts.
+ClipStart = tuple[int, Fraction, "Fraction | None", Segment]
+# Containers a clip may be remuxed into, by preference: MP4 plays everywhere; Matroska
+# takes the codecs MP4 does not (MPEG-4 part 2 v3 of old AVI files, ...).
+FORMATS = (("mp4", ".mp4"), ("matroska", ".mkv"))
 
 
 @dataclass
@@ -115,12 +129,24 @@ class PacketRing:
     # ---- the decode thread
 
     def connect(self, stream: Any) -> None:
-        """A new connection (or the file) starts: its codec parameters are copied."""
-        holder = av.open(io.BytesIO(), "w", format="mp4")
-        template = holder.add_stream_from_template(stream)
+        """A new connection (or the file) starts: its codec parameters are copied into
+        the first clip container that takes the codec."""
         ctx = stream.codec_context
+        holder = template = None
+        fmt, suffix = FORMATS[0]
+        for choice in FORMATS:
+            try:
+                holder = av.open(io.BytesIO(), "w", format=choice[0])
+                template = holder.add_stream_from_template(stream)
+            except (ValueError, av.error.FFmpegError):
+                holder = template = None
+                continue
+            fmt, suffix = choice
+            break
+        if template is None:
+            log.warning("clips: no container here takes the %s codec; this source gets no clips", ctx.name)
         segment = Segment(self._segments, template, holder, stream.time_base or Fraction(1, 90000),
-                          ctx.name, ctx.width, ctx.height)
+                          ctx.name, ctx.width, ctx.height, fmt, suffix)
         with self._cond:
             if self._segment is not None:
                 self._segment.ended = True
@@ -177,27 +203,30 @@ class PacketRing:
             self._s.watermark = pts
             self._trim()
 
-    def keyframe_before(self, pts: Fraction) -> tuple[int, Fraction, Fraction | None] | None:
-        """The seq and source pts of the last keyframe at or before ``pts`` (else the
-        first keyframe held) and the pts of the keyframe after it (None: none yet);
-        None when no keyframe with a known time is held."""
+    def keyframe_before(self, start: Fraction, at: Fraction | None = None) -> ClipStart | None:
+        """Where a clip for a trigger at ``at`` (default ``start``) begins: the seq and
+        source pts of the last keyframe at or before ``start`` in the trigger's own
+        connection (else that connection's first keyframe held), and the pts of the
+        keyframe after it (None: none yet). None when no keyframe with a known time is
+        held. A clip never starts before a gap its trigger is after."""
+        at = start if at is None else at
         with self._cond:
             s = self._s
             lo = s.packets[0].seq if s.packets else 0
-            times = []
+            keys = []
             for seq in s.keys:
                 p = s.packets[seq - lo]
                 t = p.segment.seconds(p.pts)
                 if t is None:
                     break
-                times.append((seq, t))
-                if t > pts:
-                    break
-            if not times:
+                keys.append((seq, t, p.segment))
+            if not keys:
                 return None
-            i = max(sum(1 for _, t in times if t <= pts) - 1, 0)
-            after = times[i + 1][1] if i + 1 < len(times) else None
-            return times[i][0], times[i][1], after
+            own = next((k[2] for k in reversed(keys) if k[1] <= at), keys[0][2])
+            keys = [k for k in keys if k[2] is own]
+            i = max(sum(1 for k in keys if k[1] <= start) - 1, 0)
+            after = keys[i + 1][1] if i + 1 < len(keys) else None
+            return keys[i][0], keys[i][1], after, own
 
     # ---- the clip writer
 

@@ -299,7 +299,7 @@ def test_the_ring_is_bounded_and_keeps_pre_back_to_a_keyframe(tmp_path):
     for frame in decode(container, container.streams.video[0], "cam", Sampler(), threading.Event(),
                         position=Position(), fps=Fraction(FPS), bad_packet=print, packets=ring):
         ring.processed(frame.pts)
-        seq, start, _ = ring.keyframe_before(Fraction(0))
+        seq, start, _, _ = ring.keyframe_before(Fraction(0))
         # Kept: from the keyframe at or before (processed - 1 s); never more than one GOP beyond.
         expected = max(k for k in range(0, 200, 20) if k <= max(frame.index - 25, 0))
         assert start == Fraction(expected, FPS), frame.index
@@ -433,3 +433,58 @@ def test_cli_flags_set_the_folders(tmp_path, capsys):
     assert len(list((tmp_path / "s").glob("*-crop.jpg"))) == 1
     summary = capsys.readouterr()
     assert str(tmp_path / "c") in summary.out + summary.err and str(tmp_path / "s") in summary.out + summary.err
+
+
+def test_a_trigger_after_a_reconnect_starts_its_clip_after_the_gap(tmp_path):
+    """Two connections in one ring (the second's pts continue 10 s later): a trigger 0.4 s
+    into the second starts at its first keyframe, not in the first connection."""
+    import threading
+
+    video, _ = scene(tmp_path, WALKER, 50, gop=10)
+    ring = PacketRing(30.0)
+    for connection in range(2):
+        container = av.open(str(video))
+        stream = container.streams.video[0]
+        position = Position()
+
+        def place(t, index, last, offset=Fraction(10 * connection)):
+            return t + offset, 0.0
+        for frame in decode(container, stream, "cam", Sampler(), threading.Event(), position=position,
+                            fps=Fraction(FPS), bad_packet=print, packets=ring, place=place if connection else None):
+            ring.processed(frame.pts)
+        container.close()
+    seq, start, after, _ = ring.keyframe_before(Fraction(104, 10) - 1, Fraction(104, 10))
+    assert (start, after) == (Fraction(10), Fraction(104, 10))
+    seq, start, after, _ = ring.keyframe_before(Fraction(15, 10) - 1, Fraction(15, 10))
+    assert (start, after) == (Fraction(4, 10), Fraction(8, 10))  # within the first connection
+    sink = ClipSink(ring, "cam", tmp_path / "clips", 1.0, 0.3, [TriggerConfig(types=["line_crossed"])])
+    sink.open()
+    (event,) = sink.annotate(None, None, [Event("t", "line_crossed", "cam", 60, 10.4, None)])
+    assert event.data["clip"]["start"] == 10.0 and event.data["clip"]["pre"] == 0.4
+    sink.begin_close()
+    (ready,) = sink.pending_events()
+    assert (ready.data["clip"]["start"], ready.data["clip"]["end"]) == (10.0, 10.72)
+    indices = assert_clip_is_the_source(Path(ready.data["clip"]["path"]), video, 0.0)
+    assert indices[0] == 0 and indices[-1] == 18
+
+
+def test_a_codec_mp4_does_not_take_is_remuxed_into_matroska(data, tmp_path):
+    """PETS09's AVI is MPEG-4 part 2 v3 (msmpeg4), which MP4 refuses: the clip is an MKV,
+    frame for frame the source's."""
+    video = data / "video" / "pets09-s2l1-vtest.avi"
+    if not video.exists():
+        pytest.skip(f"{video} not found")
+    events = run(tmp_path, video, data / "mot15" / "PETS09-S2L1" / "det" / "det.txt", {"pre": 1.0, "post": 1.0},
+                 analytics={"lines": [{"name": "door", "points": [[420, 100], [420, 560]]}]})
+    ready = [e for e in events if e["type"] == "clip_ready"]
+    assert ready and all(e["clip"]["path"].endswith(".mkv") and e["clip"]["codec"] == "msmpeg4" for e in ready)
+    clip = ready[0]["clip"]
+    with av.open(str(video)) as c:
+        source = {f.pts: f.to_ndarray() for f, _ in zip(c.decode(video=0), range(400), strict=False)}
+    with av.open(clip["path"]) as c:
+        stream = c.streams.video[0]
+        frames = [(round((clip["start"] + float(f.pts * stream.time_base)) * 10), f.to_ndarray())
+                  for f in c.decode(stream)]
+    assert len(frames) == clip["frames"] and frames[0][0] == round(clip["start"] * 10)
+    assert [k for k, _ in frames] == list(range(frames[0][0], frames[0][0] + len(frames)))
+    assert all(np.array_equal(image, source[k]) for k, image in frames)
