@@ -224,9 +224,18 @@ class ClipSink(Sink):
         with self._lock:
             self._jobs.append(clip)
             self._latest = clip
-            self.packets.hold(min(c.seq for c in self._jobs))
             self._lock.notify_all()
+        self._hold(None)
         return clip.describe()
+
+    def _hold(self, cursor: int | None) -> None:
+        """Keeps in the ring what the clip being written (at ``cursor``) and the planned
+        ones still need."""
+        with self._lock:
+            needed = [c.seq for c in list(self._jobs)[1 if cursor is not None else 0:]]
+            if cursor is not None:
+                needed.append(cursor)
+            self.packets.hold(min(needed, default=None))
 
     def _wait_idle(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
@@ -257,8 +266,8 @@ class ClipSink(Sink):
             with self._lock:
                 clip.closed = True
                 self._jobs.popleft()
-                self.packets.hold(min((c.seq for c in self._jobs), default=None))
                 self._lock.notify_all()
+            self._hold(None)
 
     def _write(self, clip: _Clip) -> None:
         tmp = clip.path.with_name(f".{clip.path.name}.part")
@@ -308,13 +317,13 @@ class ClipSink(Sink):
                     self._mux(out, cut.ostream, p, cut.base)
                     done.frames, done.first, done.last = done.frames + 1, cut.base, cut.top
             if wait:
-                self.packets.hold(cursor)
+                self._hold(cursor)
                 if self._closing:
                     return cut.segment
                 time.sleep(POLL)
             elif packets:
                 cursor = max(cursor, packets[-1].seq + 1)
-                self.packets.hold(cursor)
+                self._hold(cursor)
             elif cut.segment is not None and self.packets.ended(cut.segment):
                 done.reason = "source_ended"
                 return cut.segment
