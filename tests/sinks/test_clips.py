@@ -488,3 +488,35 @@ def test_a_codec_mp4_does_not_take_is_remuxed_into_matroska(data, tmp_path):
     assert len(frames) == clip["frames"] and frames[0][0] == round(clip["start"] * 10)
     assert [k for k, _ in frames] == list(range(frames[0][0], frames[0][0] + len(frames)))
     assert all(np.array_equal(image, source[k]) for k, image in frames)
+
+
+def test_network_sinks_carry_the_evidence(tmp_path):
+    """A webhook receives the same events as the JSONL file, clip fields and clip_ready included."""
+    import http.server
+    import threading
+
+    posted: list[dict] = []
+
+    class Receiver(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802
+            posted.extend(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        video, det = scene(tmp_path, WALKER, 150, gop=25)
+        events = run(tmp_path, video, det, {"pre": 1.0, "post": 1.0}, output={
+            "events": str(tmp_path / "events.jsonl"), "outbox": str(tmp_path / "outbox"),
+            "clips": {"folder": str(tmp_path / "clips"), "pre": 1.0, "post": 1.0},
+            "snapshots": {"folder": str(tmp_path / "snaps")},
+            "event_sinks": [{"type": "webhook", "url": f"http://127.0.0.1:{server.server_port}/e"}]})
+    finally:
+        server.shutdown()
+    assert posted == events
+    assert [e["type"] for e in posted if "clip" in e] == ["line_crossed", "clip_ready"]
+    assert [e["type"] for e in posted if "snapshot" in e] == ["line_crossed", "track_ended"]
