@@ -609,6 +609,7 @@ class Config(_Section):
     def _trigger_names(self) -> Config:
         known = {x.name for x in [*self.analytics.lines, *self.analytics.zones]}
         sections = [("output.clips", self.output.clips), ("output.snapshots", self.output.snapshots)]
+        sections += [("source.clips", self.source.clips)]
         sections += [(f"sources[{i}].clips", s.clips) for i, s in enumerate(self.sources)]
         for where, section in sections:
             for i, trigger in enumerate(section.triggers if section is not None else []):

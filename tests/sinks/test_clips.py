@@ -162,6 +162,9 @@ def test_triggers_filter_by_type_class_and_name(tmp_path):
     with pytest.raises(ConfigError, match=r"output.clips.triggers\[0\].names: no line or zone named gate"):
         load_config(None, {"analytics": {"lines": [DOOR]},
                            "output": {"clips": {"triggers": [{"types": ["line_crossed"], "names": ["gate"]}]}}})
+    with pytest.raises(ConfigError, match=r"sources\[0\].clips.triggers\[0\].names: no line or zone named exit"):
+        load_config(None, {"analytics": {"lines": [DOOR]}, "sources": [
+            {"uri": "a.mp4", "clips": {"triggers": [{"names": ["door"]}, {"names": ["exit"]}][::-1]}}]})
     trigger = TriggerConfig(types=["line_crossed"], classes=["person"], names=["door"])
     event = Event("x", "line_crossed", "cam", 1, 0.0, None, 1, 0, "person", 0.9, (0, 0, 1, 1), {"line": "door"})
     assert trigger.matches(event)
