@@ -82,9 +82,10 @@ class WriterCpu(logging.Handler):
             self.seconds += record.args[-1]
 
 
-def cpu_seconds() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
+def usage() -> tuple[float, float, int]:
+    """This process's user and system CPU seconds and minor page faults so far."""
+    u = resource.getrusage(resource.RUSAGE_SELF)
+    return u.ru_utime, u.ru_stime, u.ru_minflt
 
 
 def cost(args, folder: Path) -> None:
@@ -95,6 +96,7 @@ def cost(args, folder: Path) -> None:
     clip_log.addHandler(writers)
     shares = []
     results: dict[str, list[tuple[float, float, int]]] = {"off": [], "on": [], "warm-up": []}
+    kernel: dict[str, list[tuple[float, float]]] = {"off": [], "on": [], "warm-up": []}
     for r in range(args.rounds + 1):
         for mode in ("warm-up",) if r == 0 else ("off", "on") if r % 2 else ("on", "off"):
             out = folder / f"run-{mode}-{r}"
@@ -106,9 +108,12 @@ def cost(args, folder: Path) -> None:
                 "detector": {"name": "mot", "detections": str(det)}, "tracker": {"name": "sort"},
                 "analytics": {"lines": [LINE]}, "output": output, "progress": False,
             })
-            cpu, writers.seconds = cpu_seconds(), 0.0
+            before, writers.seconds = usage(), 0.0
             summary = Pipeline(cfg).run()
-            cpu = cpu_seconds() - cpu
+            after = usage()
+            cpu = after[0] + after[1] - before[0] - before[1]
+            n = summary.frames
+            kernel[mode].append((1000 * (after[1] - before[1]) / n, (after[2] - before[2]) / n))
             clips = len(list((out / "clips").glob("*.mp4"))) if mode == "on" else 0
             if mode == "on":
                 shares.append(writers.seconds / cpu)
@@ -130,6 +135,11 @@ def cost(args, folder: Path) -> None:
     print(f"| on / off (best round of each) | {best['on'][0] / best['off'][0]:.3f} | "
           f"{best['on'][1] / best['off'][1]:.3f} | |")
     print(f"| the clip writers' own CPU, share of the run's | | {statistics.median(shares):.2%} | |")
+    print("\n| clips | of the CPU: system s per 1000 frames | minor page faults per frame |")
+    print("|---|---|---|")
+    for mode in ("off", "on"):
+        print(f"| {mode} | {statistics.median(k[0] for k in kernel[mode]):.2f} | "
+              f"{statistics.median(k[1] for k in kernel[mode]):.0f} |")
     parts(video, med["off"][1] / 1000)
 
 
