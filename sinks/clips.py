@@ -275,9 +275,13 @@ class ClipSink(Sink):
         segment: Segment | None = None
         out = av.open(str(tmp), "w", format=clip.format)
         try:
-            segment = self._copy(clip, out, done)
-        finally:
-            out.close()  # the moov: the file plays
+            try:
+                segment = self._copy(clip, out, done)
+            finally:
+                out.close()  # the moov: the file plays
+        except BaseException:
+            tmp.unlink(missing_ok=True)  # never a half clip, not even under its temporary name
+            raise
         if not done.frames or segment is None or segment.offset is None:
             tmp.unlink(missing_ok=True)
             return
