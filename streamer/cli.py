@@ -58,6 +58,8 @@ def _job_flags(p: argparse.ArgumentParser) -> None:
     for kind, flag_help in _url_sinks().items():  # --webhook, --mqtt, --redis
         p.add_argument(f"--{kind}", metavar="URL", help=flag_help)
     p.add_argument("--mot", help="MOT-format track file to write")
+    p.add_argument("--clips", metavar="FOLDER", help="event clips (pre and post roll, no re-encoding) in this folder")
+    p.add_argument("--snapshots", metavar="FOLDER", help="each track's best picture (JPEG crop and frame) here")
     p.add_argument("--detector", choices=names(DETECTOR_VARIANTS), help="yolo (weights) or mot (replay det.txt)")
     p.add_argument("--weights", help="YOLO weights path or name (default yolo11n.pt)")
     p.add_argument("--detections", help="MOT det.txt for --detector mot")
@@ -142,6 +144,9 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
         value = getattr(args, arg, None)  # serve has no source flags
         if value is not None:
             out.setdefault(section, {})[key] = value
+    for evidence in ("clips", "snapshots"):  # a section, of which the flag sets the folder
+        if getattr(args, evidence, None) is not None:
+            out.setdefault("output", {})[evidence] = {"folder": getattr(args, evidence)}
     if getattr(args, "no_progress", False) or args.command == "serve":
         out["progress"] = False
     if args.duration is not None:

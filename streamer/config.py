@@ -58,6 +58,64 @@ class ReconnectConfig(_Section):
     attempts: int | None = Field(None, ge=0, description="failed attempts in a row before giving up (default: never)")
 
 
+TRIGGER_TYPES = ("line_crossed", "zone_entered", "zone_exited", "track_started", "track_ended")
+
+
+class TriggerConfig(_Section):
+    """Which events trigger evidence: ``types`` of event, of ``classes`` (names; default
+    all), on the lines or zones ``names`` (default any), e.g. ``line_crossed`` of
+    ``person`` on ``door``."""
+
+    types: list[Literal[TRIGGER_TYPES]] = Field(  # type: ignore[valid-type]
+        default_factory=lambda: ["line_crossed", "zone_entered"], min_length=1, description="event types")
+    classes: list[str] | None = Field(None, description="class names (default all)")
+    names: list[str] | None = Field(None, description="line or zone names (default any)")
+
+    def matches(self, event: Any) -> bool:
+        """Whether ``event`` (a streamer.types.Event) is one of these."""
+        if event.type not in self.types:
+            return False
+        if self.classes is not None and event.class_name not in self.classes:
+            return False
+        where = event.data.get("line", event.data.get("zone"))
+        return self.names is None or where in self.names
+
+
+class RetentionConfig(_Section):
+    """How long clips are kept: the oldest go first once either limit is passed."""
+
+    days: float | None = Field(None, gt=0, description="remove clips older than this")
+    bytes: int | None = Field(None, ge=1, description="keep the folder's clips under this many bytes")
+
+
+class ClipsConfig(_Section):
+    """Event clips cut from the source's own packets (no re-encoding): ``pre`` seconds
+    before the trigger (back to a keyframe) to ``post`` seconds after it."""
+
+    folder: str = Field("clips", description="where clips go; {source_id} in the path: one folder per source")
+    pre: float = Field(5.0, ge=0, description="seconds before the trigger")
+    post: float = Field(5.0, ge=0, description="seconds after the trigger (a later trigger extends the clip)")
+    triggers: list[TriggerConfig] = Field(default_factory=lambda: [TriggerConfig()], min_length=1)
+    retention: RetentionConfig = RetentionConfig()
+    buffer_bytes: int = Field(64 * 2**20, ge=2**20, description="memory bound of a source's packet ring")
+    margin: float = Field(2.0, ge=0, description="seconds kept beyond pre for events raised after their frame")
+
+    def ring(self) -> Any:
+        """A packet ring for one source (:class:`streamer.packets.PacketRing`)."""
+        from streamer.packets import PacketRing
+
+        return PacketRing(self.pre + self.margin, self.buffer_bytes)
+
+
+class SnapshotsConfig(_Section):
+    """The best picture of each track: a JPEG crop and the full frame with the box."""
+
+    folder: str = Field("snapshots", description="where snapshots go; {source_id}: one folder per source")
+    triggers: list[TriggerConfig] = Field(
+        default_factory=lambda: [TriggerConfig()], description="events that get the best picture so far")
+    quality: int = Field(90, ge=1, le=100, description="JPEG quality")
+
+
 class SourceConfig(_Section):
     """Where frames come from: a video file, an image folder/glob, a camera or stream
     (``rtsp://``, ``http(s)://``, HLS ``.m3u8``, ``webcam:N``, ``/dev/videoN``), or an
@@ -74,6 +132,7 @@ class SourceConfig(_Section):
         default_factory=dict, description="more FFmpeg input options (webcams: video_size, framerate, input_format)"
     )
     reconnect: ReconnectConfig = ReconnectConfig()
+    clips: ClipsConfig | None = Field(None, description="this source's clips (default: output.clips)")
 
     @field_validator("id")
     @classmethod
@@ -438,15 +497,29 @@ class OutputConfig(_Section):
     track_end_frames: int | None = Field(
         None, ge=1, description="end a track after this many frames unreported (default: when the tracker drops it)"
     )
+    clips: ClipsConfig | None = Field(None, description="event clips (sources[].clips overrides it per source)")
+    snapshots: SnapshotsConfig | None = Field(None, description="best picture per track")
 
-    def stream_sinks(self, source_id: str, fps: Fraction, names: dict[int, str], live: bool) -> list[Sink]:
-        """The sinks of one source's frames: its annotated video, MOT file, and its own
-        event file when the events path has ``{source_id}``."""
+    def stream_sinks(self, source_id: str, fps: Fraction, names: dict[int, str], live: bool, *,
+                     clips: ClipsConfig | None = None, packets: Any = None) -> list[Sink]:
+        """The sinks of one source's frames: its evidence (clips from ``packets``, the
+        ring its decode thread fills; snapshots), annotated video, MOT file, and its
+        own event file when the events path has ``{source_id}``."""
         from sinks.events import JsonlSink
         from sinks.mot import MotSink
         from sinks.video import VideoSink
 
         sinks: list[Sink] = []
+        if clips is not None and packets is not None:
+            from sinks.clips import ClipSink
+
+            sinks.append(ClipSink(packets, source_id, clips.folder.format(source_id=source_id), clips.pre,
+                                  clips.post, clips.triggers, clips.retention.days, clips.retention.bytes))
+        if self.snapshots is not None:
+            from sinks.snapshots import SnapshotSink
+
+            s = self.snapshots
+            sinks.append(SnapshotSink(source_id, s.folder.format(source_id=source_id), names, s.triggers, s.quality))
         if self.video:
             sinks.append(VideoSink(self.video.format(source_id=source_id), fps, names, crf=self.crf, timed=live))
         if self.events and per_source(self.events):
@@ -479,6 +552,9 @@ class OutputConfig(_Section):
                 out[name] = "stdout" if path == "-" else path
         for c in self.event_sinks:
             out[c.label] = c.destination()
+        for name, evidence in (("clips", self.clips), ("snapshots", self.snapshots)):
+            if evidence is not None:
+                out[name] = evidence.folder
         return out
 
     def to_stdout(self) -> bool:
@@ -591,6 +667,24 @@ class Config(_Section):
     def all_sources(self) -> list[SourceConfig]:
         """The sources of the job: ``sources``, or the one ``source``."""
         return list(self.sources) if self.sources else [self.source]
+
+    @model_validator(mode="after")
+    def _trigger_names(self) -> Config:
+        known = {x.name for x in [*self.analytics.lines, *self.analytics.zones]}
+        sections = [("output.clips", self.output.clips), ("output.snapshots", self.output.snapshots)]
+        sections += [("source.clips", self.source.clips)]
+        sections += [(f"sources[{i}].clips", s.clips) for i, s in enumerate(self.sources)]
+        for where, section in sections:
+            for i, trigger in enumerate(section.triggers if section is not None else []):
+                unknown = sorted(set(trigger.names or []) - known)
+                if unknown:
+                    raise ValueError(f"{where}.triggers[{i}].names: no line or zone named {', '.join(unknown)} "
+                                     f"(analytics has: {', '.join(sorted(known)) or 'none'})")
+        return self
+
+    def clips_of(self, source: SourceConfig) -> ClipsConfig | None:
+        """The clips section of one source: its own, else ``output.clips``."""
+        return source.clips or self.output.clips
 
 
 _UNIONS = {"detector": DETECTOR_VARIANTS, "tracker": TRACKER_VARIANTS, "event_sinks": EVENT_SINK_VARIANTS}

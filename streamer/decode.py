@@ -23,6 +23,7 @@ from typing import Any, Protocol
 import av
 
 from streamer.errors import SourceError
+from streamer.packets import PacketRing
 from streamer.protocols import Sampling
 from streamer.types import Frame
 
@@ -79,21 +80,28 @@ def video_stream(container: Any, label: str) -> tuple[Any, Fraction]:
 
 def decode(container: Any, stream: Any, source_id: str, sampler: Sampling, stop: threading.Event, *,
            position: Position, fps: Fraction, bad_packet: Callable[[av.error.FFmpegError], None],
-           place: Place | None = None) -> Iterator[Frame]:
+           place: Place | None = None, packets: PacketRing | None = None) -> Iterator[Frame]:
     """The frames of ``stream`` the sampler keeps, as RGB, until the stream ends or
     ``stop`` is set; demuxer errors are raised to the caller.
 
     A frame's pts is ``frame.pts * time_base`` (exact), or ``index / fps`` when it has
     none, and its capture time is when it was converted. ``place`` (live sources) maps
     the stream time to the source's own pts and capture time instead, or says stop.
+    ``packets`` (clips) gets every demuxed packet before it is decoded, whatever the
+    sampler keeps, and learns the connection's pts offset from its first frame.
     """
     time_base = stream.time_base
     index, last_pts = position.index, position.last_pts
     captured = 0.0
+    unanchored = packets is not None
+    if packets is not None:
+        packets.connect(stream)
     try:
         for packet in container.demux(stream):
             if stop.is_set():
                 return
+            if packets is not None:
+                packets.add(packet)
             try:
                 decoded = packet.decode()
             except av.error.FFmpegError as exc:  # one damaged packet: the next may be fine
@@ -110,6 +118,9 @@ def decode(container: Any, stream: Any, source_id: str, sampler: Sampling, stop:
                 elif pts is None:
                     pts = Fraction(index) / fps
                 last_pts = pts
+                if unanchored and raw is not None:
+                    packets.anchor(Fraction(raw) * time_base, pts)  # type: ignore[union-attr]
+                    unanchored = False
                 if sampler.keep(index, pts):
                     image = frame.to_ndarray(format="rgb24")
                     yield Frame(source_id, index, pts, image, time.time() if place is None else captured,
@@ -117,6 +128,8 @@ def decode(container: Any, stream: Any, source_id: str, sampler: Sampling, stop:
                 index += 1
     finally:  # locals in the loop, the position once: the hot loop pays nothing for it
         position.index, position.last_pts = index, last_pts
+        if packets is not None:
+            packets.gap()
 
 
 class _DeviceFailures:

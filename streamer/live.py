@@ -40,6 +40,7 @@ import av
 
 from streamer.decode import HWACCELS, HW_FAILURES, Position, decode, open_container, reason, video_stream
 from streamer.errors import SourceError
+from streamer.packets import PacketRing
 from streamer.protocols import Sampling
 from streamer.types import Frame, SourceStatus
 from streamer.urls import redact
@@ -162,6 +163,7 @@ class LiveSource:
         options: More FFmpeg options (``video_size``, ``framerate``, ``input_format`` for webcams).
         hwaccel: See :func:`open_container`.
         spec: A parsed URI (default: parsed from ``uri``).
+        packets: The clip ring: every packet of every connection goes there too.
 
     Attributes:
         fps: Frame rate once connected (None before).
@@ -172,7 +174,8 @@ class LiveSource:
 
     def __init__(self, uri: str, source_id: str | None = None, *, transport: str = "tcp", timeout: float = 10.0,
                  reconnect: Reconnect | None = None, realtime: bool | None = None,
-                 options: dict[str, str] | None = None, hwaccel: str = "none", spec: StreamSpec | None = None) -> None:
+                 options: dict[str, str] | None = None, hwaccel: str = "none", spec: StreamSpec | None = None,
+                 packets: PacketRing | None = None) -> None:
         spec = spec or parse_uri(uri, transport, options)
         if spec is None:
             raise SourceError(f"{uri}: not a camera or stream URI (rtsp://, http(s)://, webcam:N, lavfi:...)")
@@ -185,6 +188,7 @@ class LiveSource:
         self.realtime = spec.realtime if realtime is None else realtime
         self.hwaccel = hwaccel
         self.fps: Fraction | None = None
+        self.packets = packets
 
     def _address(self) -> tuple[str, int] | None:
         """Host and TCP port of a network source (None for devices, generated and UDP sources)."""
@@ -280,7 +284,7 @@ class LiveSource:
         ended = False
         try:
             yield from decode(container, stream, self.id, sampler, stop, position=timeline, fps=self.fps,
-                              bad_packet=self._bad_packet, place=timeline.place)
+                              bad_packet=self._bad_packet, place=timeline.place, packets=self.packets)
             ended, why = True, "the stream ended"
         except av.error.ExitError:  # PyAV's read timeout interrupted FFmpeg
             why = f"no data for {self.timeout:g}s"

@@ -41,11 +41,12 @@ from fractions import Fraction
 from typing import Union
 
 from streamer.buffer import BufferGroup, Closed, RingBuffer
-from streamer.config import AnalyticsConfig, Config, SourceConfig, per_source
+from streamer.config import AnalyticsConfig, ClipsConfig, Config, SourceConfig, per_source
 from streamer.errors import ConfigError, SourceError, StreamerError
 from streamer.live import Reconnect
 from streamer.paths import check_overwrites
 from streamer.metrics import Latency, SourceSummary, StageTimes, Summary, rss_bytes
+from streamer.packets import PacketRing
 from streamer.processor import StreamProcessor
 from streamer.protocols import Detector, Sink, Source
 from streamer.sampling import Sampler
@@ -101,6 +102,8 @@ class Stream:
         self.busy_since: float | None = None
         self.thread: threading.Thread | None = None
         self.processor: StreamProcessor | None = None
+        self.clips: ClipsConfig | None = None  # its clips section, and the packet ring its decode fills
+        self.packets: PacketRing | None = None
 
     @property
     def fps(self) -> Fraction:
@@ -110,10 +113,12 @@ class Stream:
 
 def _open_stream(cfg: SourceConfig, config: Config, group: BufferGroup) -> Stream:
     r = cfg.reconnect
+    clips = config.clips_of(cfg)
+    packets = clips.ring() if clips is not None else None
     source = open_source(
         cfg.uri or "", cfg.id, cfg.fps, live=cfg.live, transport=cfg.transport, timeout=cfg.timeout,
         reconnect=Reconnect(r.initial, r.max, r.attempts), realtime=cfg.realtime, options=cfg.options,
-        hwaccel=config.decode.hwaccel,
+        hwaccel=config.decode.hwaccel, packets=packets,
     )
     s = config.sampler
     policy = config.buffer.policy
@@ -121,7 +126,9 @@ def _open_stream(cfg: SourceConfig, config: Config, group: BufferGroup) -> Strea
         policy = "drop_oldest" if source.live else "block"
     size = config.buffer.size or (4 if source.live else 16)
     buffer: RingBuffer[_Item] = group.add(size, policy, droppable=lambda item: isinstance(item, Frame))
-    return Stream(source, Sampler(s.every, s.target_fps, s.detect_every), buffer, cfg)
+    stream = Stream(source, Sampler(s.every, s.target_fps, s.detect_every), buffer, cfg)
+    stream.clips, stream.packets = clips, packets
+    return stream
 
 
 def check_class_names(analytics: AnalyticsConfig, names: dict[int, str], where: str = "analytics") -> None:
@@ -382,7 +389,8 @@ class Pipeline:
     def _processor(self, stream: Stream) -> StreamProcessor:
         if stream.processor is None:
             stream.processor = StreamProcessor(stream.summary, self.config, self.detector.names,
-                                               lambda: stream.fps, self._shared, self.times, stream.cfg.analytics)
+                                               lambda: stream.fps, self._shared, self.times, stream.cfg.analytics,
+                                               clips=stream.clips, packets=stream.packets)
             self.windows.setdefault(stream.id, deque(maxlen=10_000))
             if self.summary is not None:  # a source added while running
                 self.summary.sources.setdefault(stream.id, stream.summary)

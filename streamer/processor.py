@@ -14,8 +14,9 @@ from collections.abc import Callable, Sequence
 from fractions import Fraction
 
 from streamer.analytics import Analytics
-from streamer.config import AnalyticsConfig, Config
+from streamer.config import AnalyticsConfig, ClipsConfig, Config
 from streamer.metrics import SourceSummary, StageTimes
+from streamer.packets import PacketRing
 from streamer.protocols import Sink, Tracker
 from streamer.types import Detections, Event, Frame, SourceStatus
 
@@ -36,11 +37,14 @@ class StreamProcessor:
         shared: Sinks of every source's events (the runner owns them).
         times: The runner's stage clock (``track`` and ``sinks`` are timed here).
         analytics: The source's lines, zones and counts (default: the config's).
+        clips: The source's clips section (its own, or the output's), None: no clips.
+        packets: The source's packet ring, filled by its decode thread (clips).
     """
 
     def __init__(self, summary: SourceSummary, config: Config, names: dict[int, str],
                  fps: Callable[[], Fraction], shared: Sequence[Sink], times: StageTimes,
-                 analytics: AnalyticsConfig | None = None) -> None:
+                 analytics: AnalyticsConfig | None = None, *,
+                 clips: ClipsConfig | None = None, packets: PacketRing | None = None) -> None:
         self.summary = summary
         self.id = summary.id
         self._config = config
@@ -49,6 +53,8 @@ class StreamProcessor:
         self._fps = fps
         self._shared = shared
         self._times = times
+        self._clips = clips
+        self._packets = packets
         self._tracker: Tracker | None = None
         self._analytics: Analytics | None = None
         self._sinks: list[Sink] = []
@@ -72,8 +78,11 @@ class StreamProcessor:
             alive = self._tracker.alive_ids if self._end_by_tracker else None  # type: ignore[union-attr]
             events = self._events().update(frame, tracks, alive)
         with self._times.time("sinks"):
+            for sink in self._sinks:  # evidence first (clips, snapshots), so every sink sees it
+                events = sink.annotate(frame, tracks, events)
             for sink in self._all_sinks():
                 sink.write(frame, tracks, events)
+            self._write_events(self._pending())
         self.track_ids.update(tracks.tracker_id.tolist())
         self.summary.frames += 1
         self.summary.count_events(events)
@@ -98,6 +107,7 @@ class StreamProcessor:
         self._write_events(events)
         for sink in self._all_sinks():
             sink.source_changed(status)
+        self._write_events(self._pending())
         return len(events)
 
     def end(self, error: BaseException | None, removed: SourceStatus | None = None, close: bool = True) -> int:
@@ -119,6 +129,7 @@ class StreamProcessor:
                 sink.source_changed(removed)
         for sink in self._sinks:
             sink.begin_close()
+        self._write_events(self._pending())  # clips finished at the end (clip_ready)
         if close:
             self._outputs.close()
         if error is not None:
@@ -145,7 +156,8 @@ class StreamProcessor:
         fps = self._fps()
         self._tracker = self._config.tracker.build(fps)
         self._events()
-        for sink in self._config.output.stream_sinks(self.id, fps, self._names, self.summary.live):
+        for sink in self._config.output.stream_sinks(self.id, fps, self._names, self.summary.live,
+                                                     clips=self._clips, packets=self._packets):
             self._sinks.append(self._outputs.enter_context(sink))
 
     def _events(self) -> Analytics:
@@ -174,7 +186,15 @@ class StreamProcessor:
         return (*self._sinks, *self._shared)
 
     def _write_events(self, events: Sequence[Event]) -> None:
+        """Events raised between frames: with the source sinks' evidence, to every sink."""
+        events = list(events)
+        for sink in self._sinks:
+            events = sink.annotate(None, None, events)
         self.summary.count_events(events)
         if events:
             for sink in self._all_sinks():
                 sink.write_events(events)
+
+    def _pending(self) -> list[Event]:
+        """Events the source's sinks raised themselves (clip_ready)."""
+        return [e for sink in self._sinks for e in sink.pending_events()]

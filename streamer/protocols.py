@@ -111,6 +111,11 @@ class Sink(Protocol):
       events raised between frames (a source going down, tracks ended at the end);
     - ``source_changed(status)`` when a source goes ``down``, comes back ``up`` or is
       ``removed`` from a running pipeline;
+    - ``annotate(frame, tracks, events)`` on a source's own sinks, before any sink sees
+      those events: a sink that keeps evidence (clips, snapshots) returns them with its
+      fields added; ``pending_events()`` after each frame, status change and
+      ``begin_close()``: events the sink raised itself (``clip_ready``), which the
+      runner then writes to every sink like the others;
     - ``begin_close()`` when no more input will come (slow sinks start their final
       flush, so that several flush at the same time), then ``close()``, which finishes
       the output as a valid file, also after an error or Ctrl-C.
@@ -126,6 +131,15 @@ class Sink(Protocol):
 
     def write_events(self, events: Sequence[Event]) -> None:
         """Events not tied to a frame's pixels."""
+
+    def annotate(self, frame: Frame | None, tracks: Detections | None, events: list[Event]) -> list[Event]:
+        """``events`` with this sink's evidence added (``frame`` None: events raised
+        between frames); called on a source's own sinks before any sink writes them."""
+        return events
+
+    def pending_events(self) -> list[Event]:
+        """Events this sink raised since the last call (any thread may have made them)."""
+        return []
 
     def source_changed(self, status: SourceStatus) -> None:
         """A source went ``down``, came ``up`` or was ``removed``."""

@@ -22,9 +22,10 @@ import cv2
 import numpy as np
 
 from streamer.decode import Position, decode, open_container, reason, video_stream
-from streamer.errors import SourceError
+from streamer.errors import ConfigError, SourceError
 from streamer.live import LiveSource, Reconnect, parse_uri
 from streamer.mot import read_seqinfo
+from streamer.packets import PacketRing
 from streamer.protocols import Sampling
 from streamer.types import Frame
 from streamer.urls import redact
@@ -50,8 +51,9 @@ class VideoSource:
     live = False
 
     def __init__(self, uri: str, source_id: str | None = None, *, hwaccel: str = "none", timeout: float = 10.0,
-                 container=None) -> None:
+                 container=None, packets: PacketRing | None = None) -> None:
         self.uri = uri
+        self.packets = packets  # the clip ring: every demuxed packet goes there too
         spec = parse_uri(uri)
         if spec is None and not Path(uri).is_file():
             raise SourceError(f"{uri}: no such file; check the path")
@@ -84,7 +86,7 @@ class VideoSource:
         stop = stop or threading.Event()
         try:
             yield from decode(self._container, self._stream, self.id, sampler, stop, position=position, fps=self.fps,
-                              bad_packet=lambda exc: errors.append(reason(exc)))
+                              bad_packet=lambda exc: errors.append(reason(exc)), packets=self.packets)
         except av.error.FFmpegError as exc:
             errors.append(reason(exc))
         finally:
@@ -164,13 +166,14 @@ class ImageSequenceSource:
 
 def open_source(uri: str, source_id: str | None = None, fps: float | None = None, *, live: bool | None = None,
                 transport: str = "tcp", timeout: float = 10.0, reconnect: Reconnect | None = None,
-                realtime: bool | None = None, options: dict[str, str] | None = None, hwaccel: str = "none"):
+                realtime: bool | None = None, options: dict[str, str] | None = None, hwaccel: str = "none",
+                packets: PacketRing | None = None):
     """The source for ``uri``: a camera, stream or test source (:class:`LiveSource`), an
     image folder or glob, or a video file.
 
     ``live`` None decides by the URI: network streams, webcams and ``lavfi:`` are live;
     an ``http(s)://`` URL is live when FFmpeg finds no duration (live HLS), else it is
-    read like a file, every frame.
+    read like a file, every frame. ``packets``: the source's clip ring (video sources only).
     """
     if not uri:
         raise SourceError("no source given; pass a video file, image folder, glob, camera or stream URL")
@@ -178,7 +181,7 @@ def open_source(uri: str, source_id: str | None = None, fps: float | None = None
     if spec is not None:
         def live_source():
             return LiveSource(uri, source_id, timeout=timeout, reconnect=reconnect, realtime=realtime,
-                              hwaccel=hwaccel, spec=spec)
+                              hwaccel=hwaccel, spec=spec, packets=packets)
         if live is None and spec.live is None:  # HTTP: ask the server whether it has an end
             try:
                 container = open_container(spec.url, redact(uri), options=spec.options, timeout=timeout)
@@ -187,15 +190,16 @@ def open_source(uri: str, source_id: str | None = None, fps: float | None = None
             if container.duration is None:
                 container.close()
                 return live_source()
-            return VideoSource(uri, source_id, container=container)
+            return VideoSource(uri, source_id, container=container, packets=packets)
         if live if live is not None else spec.live:
             return live_source()
-        return VideoSource(uri, source_id, hwaccel=hwaccel, timeout=timeout)
+        return VideoSource(uri, source_id, hwaccel=hwaccel, timeout=timeout, packets=packets)
     if live:
         raise SourceError(f"{uri}: source.live is set but this is a file or folder, not a camera or stream")
     path = Path(uri)
-    if path.is_dir() or any(ch in uri for ch in "*?["):
+    if path.is_dir() or any(ch in uri for ch in "*?[") or path.suffix.lower() in IMAGE_SUFFIXES:
+        if packets is not None:
+            raise ConfigError(f"{uri}: clips are cut from a video's own packets and images have none; "
+                              f"turn output.clips off for this source")
         return ImageSequenceSource(uri, source_id, fps)
-    if path.suffix.lower() in IMAGE_SUFFIXES:
-        return ImageSequenceSource(uri, source_id, fps)
-    return VideoSource(uri, source_id, hwaccel=hwaccel)
+    return VideoSource(uri, source_id, hwaccel=hwaccel, packets=packets)

@@ -66,14 +66,20 @@ def render(objects: list[MovingBox], frame: int, height: int, width: int) -> tup
 
 
 def encode_video(path: str | Path, images: Iterable[np.ndarray], size: tuple[int, int], fps: Fraction | int = 25,
-                 codec: str = "libx264", crf: int = 12) -> None:
+                 codec: str = "libx264", crf: int = 12, gop: int | None = None) -> None:
     """Encode RGB ``images`` of ``size`` ``(h, w)``; image ``k`` gets pts ``k`` in a
-    ``1 / fps`` time base."""
+    ``1 / fps`` time base. ``gop``: a keyframe exactly every ``gop`` frames (x264: no
+    scene-cut keyframes), else the encoder's choice."""
     from sinks.video import add_video_stream
 
     height, width = size
     with av.open(str(path), mode="w") as container:
         stream = add_video_stream(container, Fraction(fps), width, height, codec, crf)
+        if gop is not None:
+            stream.codec_context.gop_size = gop
+            if codec == "libx264":
+                stream.codec_context.options = {**stream.codec_context.options,
+                                                "x264-params": f"keyint={gop}:min-keyint={gop}:scenecut=0"}
         for k, image in enumerate(images):
             vf = av.VideoFrame.from_ndarray(image, format="rgb24")
             vf.pts = k
@@ -90,10 +96,12 @@ def write_video(
     size: tuple[int, int] = (240, 320),
     fps: Fraction | int = 25,
     codec: str = "libx264",
+    gop: int | None = None,
 ) -> list[list]:
     """Encode ``frames`` frames of ``size`` ``(h, w)``; returns the ground truth per frame.
 
-    Frame ``k`` has pts ``k`` in a ``1 / fps`` time base.
+    Frame ``k`` has pts ``k`` in a ``1 / fps`` time base; ``gop``: a keyframe every
+    ``gop`` frames exactly.
     """
     truth = []
 
@@ -103,7 +111,7 @@ def write_video(
             truth.append(boxes)
             yield image
 
-    encode_video(path, images(), size, fps, codec)
+    encode_video(path, images(), size, fps, codec, gop=gop)
     return truth
 
 
