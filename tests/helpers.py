@@ -45,6 +45,19 @@ def clip_with_detections(folder: Path, objects: list, frames: int, size: tuple[i
     return path, det, truth
 
 
+def video_images(path, n: int) -> list:
+    """The first ``n`` frames of a video as RGB arrays."""
+    import av
+
+    out = []
+    with av.open(str(path)) as c:
+        for f in c.decode(video=0):
+            out.append(f.to_ndarray(format="rgb24"))
+            if len(out) == n:
+                break
+    return out
+
+
 def binary(name: str, package: str | None = None) -> str:
     """Path of a server binary, or skip saying which Debian package to install."""
     import shutil

@@ -6,6 +6,7 @@ import os
 import numpy as np
 import pytest
 import torch
+from helpers import video_images
 
 from streamer.detectors import backends
 from streamer.detectors.backends import Choice, choose, exported_kind
@@ -66,18 +67,6 @@ def detectors(weights, cache):
 
 def frames_from(images):
     return [Frame("s", i, 0, im) for i, im in enumerate(images)]
-
-
-def video_images(path, n):
-    import av
-
-    out = []
-    with av.open(str(path)) as c:
-        for f in c.decode(video=0):
-            out.append(f.to_ndarray(format="rgb24"))
-            if len(out) == n:
-                break
-    return out
 
 
 def sorted_rows(d):

@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 import torch
+from helpers import video_images
 
 from streamer.detectors.mot import MotDetector
 from streamer.detectors.yolo import YoloDetector
@@ -33,18 +34,6 @@ def sorted_rows(xyxy, conf, cls):
     r = np.column_stack([xyxy, conf, cls]).astype(np.float64)
     keys = [r[:, i].round(1) for i in (3, 2, 1, 0)] + [-r[:, 4].round(4)]
     return r[np.lexsort(keys)]
-
-
-def video_images(path, n):
-    import av
-
-    out = []
-    with av.open(str(path)) as c:
-        for f in c.decode(video=0):
-            out.append(f.to_ndarray(format="rgb24"))
-            if len(out) == n:
-                break
-    return out
 
 
 def assert_same_as_ultralytics(detector, images):
