@@ -9,11 +9,13 @@ letterbox, the NMS and the mapping back to source pixels are the same for all of
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 import torch
@@ -38,6 +40,31 @@ def select_device(device: str) -> torch.device:
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ModelError(f"device {device!r} asked for, but torch sees no CUDA device; use device: cpu")
     return dev
+
+
+@contextlib.contextmanager
+def stdout_to_stderr() -> Iterator[None]:
+    """Whatever is written to standard output meanwhile, by Python (ultralytics' logger holds
+    ``sys.stdout`` itself) or by native code (the runtimes), goes to standard error."""
+    import logging
+    import sys
+
+    sys.stdout.flush()
+    handlers = [h for h in logging.getLogger("ultralytics").handlers
+                if isinstance(h, logging.StreamHandler) and h.stream is sys.stdout]
+    saved = os.dup(1)
+    try:
+        os.dup2(2, 1)
+        for h in handlers:
+            h.setStream(sys.stderr)
+        with contextlib.redirect_stdout(sys.stderr):
+            yield
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
+        for h in handlers:
+            h.setStream(sys.stdout)
 
 
 def _load(weights: str):
@@ -170,14 +197,15 @@ class YoloDetector:
         self.half = self.device.type == "cuda" if half is None else half
         self.exported = False
         self.model: torch.nn.Module | None = None
-        if self.choice.name == "torch":
-            self.model, info = _module(weights)
-            self.forward: Forward = TorchForward(self.model, self.device, self.half, threads)
-            self.model = self.forward.model
-            path = Path(weights)
-        else:
-            path, info = self._exported(weights, imgsz, batch, cache_dir)
-            self.forward = open_forward(self.choice.name, path, self.device, threads, half)
+        with stdout_to_stderr():  # ultralytics and the runtimes print as they load: stdout may carry events
+            if self.choice.name == "torch":
+                self.model, info = _module(weights)
+                self.forward: Forward = TorchForward(self.model, self.device, self.half, threads)
+                self.model = self.forward.model
+                path = Path(weights)
+            else:
+                path, info = self._exported(weights, imgsz, batch, cache_dir)
+                self.forward = open_forward(self.choice.name, path, self.device, threads, half)
         self.names, self.stride, self.end2end = info.names, info.stride, info.end2end
         self.imgsz = -(-imgsz // self.stride) * self.stride
         self.conf, self.iou, self.classes, self.max_det = conf, iou, classes, max_det

@@ -115,3 +115,20 @@ def test_a_closed_stdout_ends_the_run_quietly(tmp_path):
     assert "Traceback" not in err and "BrokenPipe" not in err, err
     with av.open(str(tmp_path / "out.mp4")) as container:  # what was written is a whole file
         assert sum(1 for _ in container.decode(video=0)) >= 1
+
+
+def test_model_loading_never_writes_to_stdout():
+    """stdout may carry the events (--events -): what ultralytics and the runtimes print as
+    a model loads or exports (Python prints, ultralytics' logger, native writes) goes to stderr."""
+    code = (
+        "import os, logging, ultralytics\n"
+        "from streamer.detectors.yolo import stdout_to_stderr\n"
+        "with stdout_to_stderr():\n"
+        "    print('python print')\n"
+        "    logging.getLogger('ultralytics').info('ultralytics logger')\n"
+        "    os.write(1, b'native write\\n')\n"
+        "print('{\"v\":1}')\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert proc.stdout == '{"v":1}\n'
+    assert all(s in proc.stderr for s in ("python print", "ultralytics logger", "native write")), proc.stderr
