@@ -151,7 +151,8 @@ class SamplerConfig(_Section):
     """Which decoded frames are processed, and which of those the detector sees."""
 
     every: int = Field(1, ge=1, description="keep every n-th decoded frame")
-    target_fps: float | None = Field(None, gt=0, description="keep frames to at most this rate")
+    target_fps: float | None = Field(None, ge=0.01, le=1000, allow_inf_nan=False,
+                                     description="keep frames to at most this rate")
     detect_every: int = Field(1, ge=1, description="run the detector on every k-th kept frame")
 
     @model_validator(mode="after")
@@ -180,7 +181,7 @@ class DecodeConfig(_Section):
 class _DetectorBase(_Section):
     """What every detector has: the runner's batching, and the confidence threshold."""
 
-    batch: int = Field(8, ge=1, description="frames per forward pass (max_batch), across all sources")
+    batch: int = Field(8, ge=1, le=256, description="frames per forward pass (max_batch), across all sources")
     max_wait_ms: float = Field(5.0, ge=0, description="longest wait to fill a batch")
 
     def inputs(self) -> dict[str, str | None]:
@@ -193,12 +194,13 @@ class YoloConfig(_DetectorBase):
 
     name: Literal["yolo"] = "yolo"
     weights: str = "yolo11n.pt"
-    imgsz: int = Field(640, ge=32)
+    imgsz: int = Field(640, ge=32, le=4096)
     conf: float = Field(0.25, ge=0, le=1)
     iou: float = Field(0.7, ge=0, le=1)
     classes: list[int] | None = None
     max_det: int = Field(300, ge=1)
-    device: str = "auto"
+    device: str = Field("auto", pattern=r"^(auto|cpu|mps|cuda(:\d+)?)$",
+                        description="auto, cpu, cuda, cuda:N or mps")
     half: bool | None = None
     threads: int | None = Field(None, ge=1, description="CPU threads of the forward pass (default: all cores)")
     rect: bool = True
@@ -229,6 +231,8 @@ class MotDetectorConfig(_DetectorBase):
     name: Literal["mot"]
     detections: str | None = Field(None, description="det.txt path")
     conf: float = Field(0.0, ge=0, le=1, description="drop boxes scoring below this (0 keeps all)")
+    classes: list[int] | None = Field(None, description="class ids to keep (the file's boxes are class 0)")
+    max_det: int = Field(300, ge=1, description="at most this many boxes per frame, the best scoring")
 
     @model_validator(mode="after")
     def _needs_detections(self) -> MotDetectorConfig:
@@ -242,7 +246,7 @@ class MotDetectorConfig(_DetectorBase):
     def build(self) -> Detector:
         from streamer.detectors.mot import MotDetector
 
-        return MotDetector(self.detections or "", conf=self.conf)
+        return MotDetector(self.detections or "", conf=self.conf, classes=self.classes, max_det=self.max_det)
 
 
 class SortParams(_Section):
@@ -769,7 +773,11 @@ def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None
         if not path.is_file():
             raise ConfigError(f"{path}: no such config file")
         try:
-            data = yaml.safe_load(path.read_text()) or {}
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError as exc:
+            raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start}); save the config as UTF-8") from None
+        try:
+            data = yaml.safe_load(text) or {}
         except yaml.YAMLError as exc:
             raise ConfigError(f"{path}: not valid YAML ({exc})") from None
         if not isinstance(data, dict):

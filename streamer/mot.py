@@ -75,5 +75,18 @@ def read_seqinfo(path: str | Path) -> dict[str, str]:
     if not path.is_file():
         return {}
     parser = configparser.ConfigParser()
-    parser.read(path)
-    return dict(parser["Sequence"]) if parser.has_section("Sequence") else {}
+    try:
+        parser.read(path, encoding="utf-8")
+    except (configparser.Error, UnicodeDecodeError) as exc:
+        first = str(exc).splitlines()[0][:120]
+        raise SourceError(f"{path}: not a seqinfo.ini ({first}); it needs a [Sequence] section") from None
+    info = dict(parser["Sequence"]) if parser.has_section("Sequence") else {}
+    for key, kind in (("framerate", float), ("seqlength", int)):
+        if key in info:
+            try:
+                value = kind(info[key])
+            except ValueError:
+                value = -1
+            if not 0 < value < 1e6:
+                raise SourceError(f"{path}: {key}={info[key][:40]!r} is not a positive number; fix or remove it")
+    return info

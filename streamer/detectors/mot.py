@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from collections.abc import Sequence
 
+import numpy as np
+
 from streamer.mot import read_detections
 from streamer.types import Detections, Frame
 
@@ -17,13 +19,18 @@ class MotDetector:
     Args:
         detections: Path to a MOT ``det.txt``.
         conf: Drop boxes scoring below this (0 keeps all, as the protocol does).
-        class_name: Name of the single class the file holds.
+        class_name: Name of the single class the file holds (class id 0).
+        classes: Class ids to keep (None: all); without 0, none of the file's.
+        max_det: At most this many boxes per frame, the best scoring.
     """
 
-    def __init__(self, detections: str | Path, conf: float = 0.0, class_name: str = "person") -> None:
+    def __init__(self, detections: str | Path, conf: float = 0.0, class_name: str = "person",
+                 classes: list[int] | None = None, max_det: int = 300) -> None:
         self.path = Path(detections)
         self._by_frame = read_detections(self.path)
-        self.conf = conf
+        if classes is not None and 0 not in classes:  # the file's boxes are all class 0
+            self._by_frame = {}
+        self.conf, self.max_det = conf, max_det
         self.names = {0: class_name}
         self.backend = f"mot replay of {self.path.name}"
 
@@ -34,7 +41,11 @@ class MotDetector:
             if dets is None:
                 out.append(Detections.empty())
             else:
-                out.append(dets[dets.confidence >= self.conf] if self.conf > 0 else dets)
+                if self.conf > 0:
+                    dets = dets[dets.confidence >= self.conf]
+                if len(dets) > self.max_det:  # the best scoring, as a detector's max_det keeps
+                    dets = dets[np.sort(np.argsort(-dets.confidence, kind="stable")[: self.max_det])]
+                out.append(dets)
         return out
 
     def stage_seconds(self) -> dict[str, float]:

@@ -9,6 +9,7 @@ import subprocess
 import sys
 
 import av
+import numpy as np
 import pytest
 from helpers import OBJECTS, clip_with_detections
 from hypothesis import given
@@ -132,3 +133,62 @@ def test_model_loading_never_writes_to_stdout():
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert proc.stdout == '{"v":1}\n'
     assert all(s in proc.stderr for s in ("python print", "ultralytics logger", "native write")), proc.stderr
+
+
+@pytest.mark.parametrize(("args", "files", "code", "message"), [
+    (["--detector", "yolo", "--device", "tpu"], {}, 2, "detector.device: String should match pattern"),
+    (["--detector", "yolo", "--device", ""], {}, 2, "detector.device: String should match pattern"),
+    (["--detector", "yolo", "--imgsz", "100000"], {}, 2, "detector.imgsz: Input should be less than or equal to 4096"),
+    (["--batch", "100000"], {}, 2, "detector.batch: Input should be less than or equal to 256"),
+    (["--config", "inf.yaml"], {"inf.yaml": "sampler: {target_fps: .inf}\n"}, 2, "sampler.target_fps: Input should"),
+    (["--target-fps", "0.000001"], {}, 2, "sampler.target_fps: Input should be greater than or equal to 0.01"),
+    (["--config", "latin1.yaml"], {"latin1.yaml": b"source: {id: caf\xe9}\n"}, 2, "latin1.yaml: not UTF-8 text"),
+    (["--detections", "nan.txt"], {"nan.txt": "1,-1,1,1,5,5,0.9\n2,-1,NaN,1,5,5,0.9\n"}, 1,
+     "nan.txt:2: a value is NaN or infinite"),
+    (["--detections", "inf.txt"], {"inf.txt": "1,-1,1,1,5,5,0.9\n1,-1,1,1,inf,5,0.9\n"}, 1,
+     "inf.txt:2: a value is NaN or infinite"),
+    (["--detections", "zero.txt"], {"zero.txt": "0,-1,1,1,5,5,0.9\n"}, 1, "frame numbers must be whole numbers from 1"),
+])
+def test_bad_values_are_one_line_errors(args, files, code, message, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    clip, det, _ = clip_with_detections(tmp_path, OBJECTS, 10, name="clip.mp4")
+    for name, content in files.items():
+        (tmp_path / name).write_bytes(content if isinstance(content, bytes) else content.encode())
+    if "--detections" not in args and "yolo" not in args:
+        args = [*args, "--detections", det.name]
+    rc = main(["run", "clip.mp4", "--detector", "mot", "--no-progress", "--mot", "out.txt", *args])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == code and message in err[-1], err
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("[Sequence]\nframeRate=abc\n", "framerate='abc' is not a positive number"),
+    ("[Sequence]\nframeRate=-25\n", "framerate='-25' is not a positive number"),
+    ("frameRate=25\n", "not a seqinfo.ini"),
+])
+def test_a_bad_seqinfo_is_a_one_line_error(text, message, tmp_path, capsys):
+    from streamer.synthetic import render
+
+    import cv2
+
+    (tmp_path / "seq" / "img1").mkdir(parents=True)
+    for i in range(3):
+        cv2.imwrite(str(tmp_path / "seq" / "img1" / f"{i + 1:06d}.jpg"), render(OBJECTS, i, 120, 160)[0])
+    (tmp_path / "seq" / "seqinfo.ini").write_text(text)
+    det = tmp_path / "det.txt"
+    det.write_text("1,-1,1,1,5,5,0.9\n")
+    rc = main(["run", str(tmp_path / "seq"), "--detector", "mot", "--detections", str(det), "--no-progress"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 1 and message in err[-1], err
+
+
+def test_the_mot_detector_applies_classes_and_max_det(tmp_path):
+    from streamer.detectors.mot import MotDetector
+    from streamer.types import Frame
+
+    det = tmp_path / "det.txt"
+    det.write_text("".join(f"1,-1,{10 * i},0,5,5,{s},-1,-1,-1\n" for i, s in enumerate((0.3, 0.9, 0.5, 0.7))))
+    frame = [Frame("s", 0, 0, np.zeros((10, 10, 3), np.uint8))]
+    (best,) = MotDetector(det, max_det=2)(frame)
+    assert best.confidence.tolist() == pytest.approx([0.9, 0.7]) and best.xyxy[:, 0].tolist() == [10, 30]
+    assert len(MotDetector(det, classes=[2])(frame)[0]) == 0 and len(MotDetector(det, classes=[0])(frame)[0]) == 4
