@@ -10,6 +10,7 @@ duplicates a crash between sending and acknowledging can cause.
 
 from __future__ import annotations
 
+import base64
 import collections
 import logging
 import socket
@@ -19,7 +20,7 @@ import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from sinks.events import event_json
 from sinks.outbox import Outbox
@@ -69,9 +70,15 @@ class WebhookTransport(Transport):
     window = 1  # one batch at a time: its response is the acknowledgement
 
     def __init__(self, url: str, timeout: float = 5.0, headers: dict[str, str] | None = None) -> None:
+        parts = urlsplit(url)
+        self.headers = {"Content-Type": "application/json"}
+        if parts.username is not None:  # user:password@ in the URL is HTTP Basic auth, not part of the host
+            user, password = unquote(parts.username), unquote(parts.password or "")
+            self.headers["Authorization"] = "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+            url = parts._replace(netloc=parts.netloc.rpartition("@")[2]).geturl()
+        self.headers.update(headers or {})
         self.url = url
         self.timeout = timeout
-        self.headers = {"Content-Type": "application/json", **(headers or {})}
 
     def start(self, entries: Sequence[tuple[str, str]]) -> None:
         body = ("[" + ",".join(p for _, p in entries) + "]").encode()

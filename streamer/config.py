@@ -12,6 +12,7 @@ import re
 import string
 from fractions import Fraction
 from pathlib import Path
+from urllib.parse import urlsplit
 from typing import Annotated, Any, ClassVar, Literal, Union
 
 import yaml
@@ -414,8 +415,16 @@ class MqttSinkConfig(_NetworkSinkBase):
     topic: str = Field("streamer/{source_id}/{type}", description="topic template")
     qos: int = Field(1, ge=0, le=2)
 
+    @model_validator(mode="after")
+    def _one_topic(self) -> MqttSinkConfig:
+        path = urlsplit(self.url or "").path.strip("/")
+        if path and "topic" in self.model_fields_set and path != self.topic:
+            raise ValueError(f"the topic is given twice (the URL's path {path!r} and topic {self.topic!r}); keep one")
+        return self
+
     def transport_options(self) -> dict[str, Any]:
-        return {"topic": self.topic, "qos": self.qos}
+        # mqtt://broker/site/{source_id}: the URL's path is the topic template
+        return {"topic": urlsplit(self.url or "").path.strip("/") or self.topic, "qos": self.qos}
 
 
 class RedisSinkConfig(_NetworkSinkBase):
@@ -503,6 +512,15 @@ class OutputConfig(_Section):
     )
     clips: ClipsConfig | None = Field(None, description="event clips (sources[].clips overrides it per source)")
     snapshots: SnapshotsConfig | None = Field(None, description="best picture per track")
+
+    @model_validator(mode="after")
+    def _sinks_apart(self) -> OutputConfig:
+        labels = [c.label for c in self.event_sinks]
+        for label in sorted({x for x in labels if labels.count(x) > 1}):
+            raise ValueError(f"event_sinks: {labels.count(label)} sinks are named {label!r}, so they would share "
+                             f"one outbox ({self.outbox}/{label}.sqlite3) and one summary line; give each a "
+                             f"distinct name")
+        return self
 
     def stream_sinks(self, source_id: str, fps: Fraction, names: dict[int, str], live: bool, *,
                      clips: ClipsConfig | None = None, packets: Any = None) -> list[Sink]:

@@ -46,8 +46,9 @@ class Subscriber:
 
     def __init__(self, port: int, topic: str = "streamer/#") -> None:
         self.messages: list[dict] = []
+        self.topics: list[str] = []
         self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="test-subscriber", clean_session=False)
-        self.client.on_message = lambda c, u, m: self.messages.append(json.loads(m.payload))
+        self.client.on_message = self._received
         self.client.on_connect = lambda c, u, f, rc, p: c.subscribe(topic, qos=1)
         self.client.reconnect_delay_set(0.1, 0.5)
         self.client.connect("127.0.0.1", port)
@@ -56,6 +57,10 @@ class Subscriber:
         while not self.client.is_connected() and time.monotonic() < deadline:
             time.sleep(0.02)
         time.sleep(0.2)  # the SUBACK
+
+    def _received(self, client, userdata, message) -> None:
+        self.topics.append(message.topic)
+        self.messages.append(json.loads(message.payload))
 
     def ids(self) -> list[str]:
         return [m["id"] for m in self.messages]
@@ -279,3 +284,61 @@ def test_outbox_of_another_layout_is_refused(tmp_path):
     db.close()
     with pytest.raises(SinkError, match="old.sqlite3: an outbox of another layout"):
         Outbox(tmp_path / "old.sqlite3")
+
+
+class AuthHandler(http.server.BaseHTTPRequestHandler):
+    """Accepts a batch only with the expected Basic credentials; records the headers seen."""
+
+    seen: list[str | None] = []
+    batches: list[list[dict]] = []
+
+    def do_POST(self):  # noqa: N802
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        AuthHandler.seen.append(self.headers.get("Authorization"))
+        ok = self.headers.get("Authorization") == "Basic dXNlcjpwQHNz"  # user:p@ss
+        if ok:
+            AuthHandler.batches.append(json.loads(body))
+        self.send_response(200 if ok else 401)
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+def test_webhook_credentials_in_the_url_are_basic_auth(tmp_path):
+    AuthHandler.seen, AuthHandler.batches = [], []
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), AuthHandler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        video, det = busy_video(tmp_path, 60)
+        url = f"http://user:p%40ss@127.0.0.1:{server.server_port}/events"
+        assert main(["run", str(video), "--detector", "mot", "--detections", str(det), "--no-progress",
+                     "--events", str(tmp_path / "e.jsonl"), "--webhook", url]) == 0
+    finally:
+        server.shutdown()
+    assert set(AuthHandler.seen) == {"Basic dXNlcjpwQHNz"}
+    assert [e["id"] for batch in AuthHandler.batches for e in batch] == jsonl_ids(tmp_path / "e.jsonl")
+
+
+def test_mqtt_topic_from_the_url_path(mosquitto, tmp_path):
+    video, det = busy_video(tmp_path, 60)
+    sub = Subscriber(mosquitto.port, topic="site/#")
+    try:
+        url = f"mqtt://127.0.0.1:{mosquitto.port}/site/{{source_id}}"
+        assert main(["run", str(video), "--detector", "mot", "--detections", str(det), "--no-progress",
+                     "--events", str(tmp_path / "e.jsonl"), "--mqtt", url]) == 0
+        expected = jsonl_ids(tmp_path / "e.jsonl")
+        sub.wait_for(set(expected))
+        assert sub.ids() == expected and set(sub.topics) == {f"site/{video.stem}"}
+    finally:
+        sub.close()
+
+
+def test_two_sinks_of_one_name_are_refused(tmp_path, tiny_video, capsys):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("output:\n  event_sinks:\n    - {type: mqtt, url: 'mqtt://127.0.0.1:1'}\n"
+                   "    - {type: mqtt, url: 'mqtt://127.0.0.1:2'}\n")
+    assert main(["run", str(tiny_video[0]), "--config", str(cfg), "--detector", "mot", "--detections", "x",
+                 "--no-progress"]) == 2
+    assert "2 sinks are named 'mqtt', so they would share one outbox" in capsys.readouterr().err
+    assert not (tmp_path / "streamer-outbox").exists()
