@@ -16,6 +16,7 @@ import logging
 import socket
 import threading
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
@@ -24,7 +25,7 @@ from urllib.parse import unquote, urlsplit
 
 from sinks.events import event_json
 from sinks.outbox import Outbox
-from streamer.errors import ConfigError
+from streamer.errors import ConfigError, SinkError
 from streamer.protocols import Sink
 from streamer.types import DeliveryStats, Detections, Event, Frame
 from streamer.urls import redact
@@ -63,6 +64,10 @@ class Transport:
         """Release the connection."""
 
 
+class Refused(SinkError):
+    """The endpoint refused a batch for good (it would refuse it again): a poison event."""
+
+
 class WebhookTransport(Transport):
     """POSTs each batch as a JSON array to ``url``; any 2xx acknowledges it."""
 
@@ -83,9 +88,15 @@ class WebhookTransport(Transport):
     def start(self, entries: Sequence[tuple[str, str]]) -> None:
         body = ("[" + ",".join(p for _, p in entries) + "]").encode()
         request = urllib.request.Request(self.url, data=body, headers=self.headers, method="POST")
-        with urllib.request.urlopen(request, timeout=self.timeout) as response:
-            if not 200 <= response.status < 300:
-                raise OSError(f"HTTP {response.status}")
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout) as response:
+                if not 200 <= response.status < 300:
+                    raise OSError(f"HTTP {response.status}")
+        except urllib.error.HTTPError as exc:
+            # 4xx says this request will never be accepted (but 408 and 429: try later)
+            if 400 <= exc.code < 500 and exc.code not in (408, 429):
+                raise Refused(f"HTTP {exc.code} {exc.reason}") from None
+            raise
 
     def probe(self) -> None:
         parts = urlsplit(self.url)
@@ -230,6 +241,8 @@ class DeliverySink(Sink):
         self.batch, self.backoff, self.max_backoff, self.drain_timeout = batch, backoff, max_backoff, drain_timeout
         self.delivered = 0
         self.failures = 0
+        self.dead = 0  # events the endpoint refused for good, kept in the outbox's dead letters
+        self._final: DeliveryStats | None = None
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
@@ -264,15 +277,22 @@ class DeliverySink(Sink):
         delay = self.backoff
         in_flight: collections.deque = collections.deque()  # (last seq, events, handle)
         sent = 0  # highest seq handed to the transport
+        alone = 0  # up to this seq events go one at a time: their batch was refused for good
         while True:
             if self._stop.is_set() and self._draining_over():
                 return
             try:
                 while len(in_flight) < self.transport.window:
-                    entries = self.outbox.peek(self.batch, after=sent)
+                    entries = self.outbox.peek(1 if sent < alone else self.batch, after=sent)
                     if not entries:
                         break
-                    handle = self.transport.start([(k, p) for _, k, p in entries])
+                    try:
+                        handle = self.transport.start([(k, p) for _, k, p in entries])
+                    except Refused as exc:
+                        if in_flight:  # only where nothing is in flight can it be set aside
+                            raise
+                        sent, alone = self._refused(entries, exc, alone)
+                        continue
                     in_flight.append((entries[-1][0], len(entries), handle))
                     sent = entries[-1][0]
                 if not in_flight:
@@ -301,7 +321,22 @@ class DeliverySink(Sink):
                 delay = min(delay * 2, self.max_backoff)
 
     def delivery(self) -> DeliveryStats:
-        return DeliveryStats(f"{self.kind} {self.label}", len(self.outbox), self.delivered, self.failures)
+        if self._final is not None:  # closed: as it ended
+            return self._final
+        return DeliveryStats(f"{self.kind} {self.label}", len(self.outbox), self.delivered, self.failures, self.dead)
+
+    def _refused(self, entries: list, exc: Refused, alone: int) -> tuple[int, int]:
+        """A batch refused for good: its events are tried one at a time; a single one
+        refused goes to the dead letters with the reason, and delivery goes on."""
+        if len(entries) > 1:
+            log.warning("%s sink %s: a batch of %d events was refused (%s); sending them one at a time to set "
+                        "the refused ones aside", self.kind, self.label, len(entries), exc)
+            return entries[0][0] - 1, entries[-1][0]
+        self.outbox.bury(entries, str(exc))
+        self.dead += 1
+        log.warning("%s sink %s: an event was refused for good (%s); it is kept in the dead letters of %s "
+                    "(%d so far) and delivery goes on", self.kind, self.label, exc, self.outbox.path, self.dead)
+        return entries[0][0], alone
 
     def _draining_over(self) -> bool:
         return time.monotonic() > self._drain_deadline
@@ -319,7 +354,8 @@ class DeliverySink(Sink):
         self.begin_close()
         self._thread.join(self.drain_timeout + 5.0)
         self._thread = None
-        left = len(self.outbox)
+        self._final = self.delivery()
+        left = self._final.pending
         if left:
             log.warning("%s sink %s: %d event(s) not delivered; they stay in %s for the next run",
                         self.kind, self.label, left, self.outbox.path)

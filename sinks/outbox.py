@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import time
 from pathlib import Path
 from collections.abc import Sequence
 
@@ -47,6 +48,11 @@ class Outbox:
                 f"{self.path}: an outbox of another layout ({', '.join(columns)}); deliver its events with the "
                 f"streamer version that wrote it, or move the file away"
             )
+        # Events an endpoint refused for good, with why: kept for a person to look at.
+        self._writer.execute(
+            "CREATE TABLE IF NOT EXISTS dead_letters (seq INTEGER PRIMARY KEY, key TEXT NOT NULL, "
+            "payload TEXT NOT NULL, reason TEXT NOT NULL, at REAL NOT NULL)"
+        )
         self._reader = self._connect()
         self._write_lock = threading.Lock()
         self._read_lock = threading.Lock()
@@ -78,6 +84,20 @@ class Outbox:
         """Remove every entry up to and including ``seq`` ``up_to``."""
         with self._read_lock:
             self._reader.execute("DELETE FROM outbox WHERE seq <= ?", (up_to,))
+
+    def bury(self, entries: Sequence[tuple[int, str, str]], reason: str) -> None:
+        """Move ``(seq, key, payload)`` entries to the dead letters, with ``reason``."""
+        with self._read_lock:
+            self._reader.execute("BEGIN IMMEDIATE")
+            self._reader.executemany("INSERT OR REPLACE INTO dead_letters VALUES (?, ?, ?, ?, ?)",
+                                     [(seq, key, payload, reason, time.time()) for seq, key, payload in entries])
+            self._reader.executemany("DELETE FROM outbox WHERE seq = ?", [(seq,) for seq, _, _ in entries])
+            self._reader.execute("COMMIT")
+
+    def dead_letters(self) -> list[tuple[str, str]]:
+        """``(payload, reason)`` of every event set aside, oldest first."""
+        with self._read_lock:
+            return self._reader.execute("SELECT payload, reason FROM dead_letters ORDER BY seq").fetchall()
 
     def __len__(self) -> int:
         with self._read_lock:

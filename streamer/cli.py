@@ -312,6 +312,9 @@ def _print_summary(s: Any, file: Any) -> None:
     print(f"stages:  ms/frame {stages}", file=file)
     for name, path in s.outputs.items():
         print(f"{name + ':':8} {path}", file=file)
+    for d in s.sinks:
+        refused = f", {d.dead} refused for good (in its outbox's dead letters)" if d.dead else ""
+        print(f"sink:    {d.sink}: {d.delivered} delivered, {d.pending} waiting{refused}", file=file)
 
 
 def cmd_track(args: argparse.Namespace) -> int:

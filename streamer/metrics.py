@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from streamer.types import Event
+from streamer.types import DeliveryStats, Event
 
 __all__ = ["Latency", "SourceSummary", "StageTimes", "Summary", "rss_bytes"]
 
@@ -154,6 +154,7 @@ class Summary:
     stage_ms: dict[str, float] = field(default_factory=dict)
     sources: dict[str, SourceSummary] = field(default_factory=dict)
     retired: list[SourceSummary] = field(default_factory=list)  # sources removed while running
+    sinks: list[DeliveryStats] = field(default_factory=list)  # the network sinks, as they ended
 
     def _total(self, name: str) -> int:
         return sum(getattr(s, name) for s in [*self.sources.values(), *self.retired])

@@ -619,6 +619,7 @@ class Pipeline:
             summary.source = ", ".join([*(s.label for s in summary.sources.values()),
                                         *(f"{s.label} (removed)" for s in summary.retired)]) or "no stream"
         summary.outputs = self.config.output.destinations()
+        summary.sinks = [stats for sink in self._shared if (stats := sink.delivery()) is not None]
         failed = [st.summary for st in self.streams.values() if st.summary.error]
         if self.until_stopped:  # a service reports each stream's failure where it happened
             return summary

@@ -239,9 +239,12 @@ class DeliveryStats:
         pending: Events in its outbox, not yet acknowledged.
         delivered: Events acknowledged by the endpoint in this run.
         failures: Failed sends in this run (each retried).
+        dead: Events the endpoint refused for good in this run (set aside in the outbox's
+            dead letters; delivery went on).
     """
 
     sink: str
     pending: int
     delivered: int
     failures: int
+    dead: int = 0

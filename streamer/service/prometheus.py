@@ -107,13 +107,16 @@ class StreamerCollector(Collector):
         delivered = CounterMetricFamily("streamer_sink_delivered", "Events acknowledged by the endpoint",
                                         labels=["sink"])
         failures = CounterMetricFamily("streamer_sink_failures", "Failed sends (each is retried)", labels=["sink"])
+        dead = CounterMetricFamily("streamer_sink_dead_letters", "Events refused for good, set aside",
+                                   labels=["sink"])
         for sink in self.service.pipeline.shared_sinks:
             stats = sink.delivery()
             if stats is not None:
                 pending.add_metric([stats.sink], stats.pending)
                 delivered.add_metric([stats.sink], stats.delivered)
                 failures.add_metric([stats.sink], stats.failures)
-        yield from (pending, delivered, failures)
+                dead.add_metric([stats.sink], stats.dead)
+        yield from (pending, delivered, failures, dead)
 
 
 def registry(service: Service) -> CollectorRegistry:

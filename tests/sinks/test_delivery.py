@@ -342,3 +342,50 @@ def test_two_sinks_of_one_name_are_refused(tmp_path, tiny_video, capsys):
                  "--no-progress"]) == 2
     assert "2 sinks are named 'mqtt', so they would share one outbox" in capsys.readouterr().err
     assert not (tmp_path / "streamer-outbox").exists()
+
+
+class PoisonHandler(http.server.BaseHTTPRequestHandler):
+    """Refuses (HTTP 400) any batch holding the poison event's id; accepts the rest."""
+
+    poison = ""
+    accepted: list[str] = []
+    requests = 0
+
+    def do_POST(self):  # noqa: N802
+        batch = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        PoisonHandler.requests += 1
+        ids = [e["id"] for e in batch]
+        if PoisonHandler.poison in ids:
+            self.send_response(400)
+        else:
+            PoisonHandler.accepted.extend(ids)
+            self.send_response(200)
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+def test_a_refused_event_is_set_aside_and_delivery_goes_on(tmp_path, capsys):
+    video, det = busy_video(tmp_path, 120)
+    assert main(["run", str(video), "--detector", "mot", "--detections", str(det), "--no-progress",
+                 "--events", str(tmp_path / "e.jsonl")]) == 0
+    expected = jsonl_ids(tmp_path / "e.jsonl")
+    capsys.readouterr()
+    PoisonHandler.poison, PoisonHandler.accepted, PoisonHandler.requests = expected[5], [], 0
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), PoisonHandler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        cfg = tmp_path / "c.yaml"
+        cfg.write_text(f"output:\n  outbox: {tmp_path / 'ob'}\n  event_sinks:\n    - type: webhook\n"
+                       f"      url: http://127.0.0.1:{server.server_port}/events\n      batch: 8\n")
+        assert main(["run", str(video), "--config", str(cfg), "--detector", "mot", "--detections", str(det),
+                     "--no-progress", "--events", str(tmp_path / "e2.jsonl")]) == 0
+    finally:
+        server.shutdown()
+    assert PoisonHandler.accepted == [i for i in expected if i != expected[5]]  # the rest, once, in order
+    out = capsys.readouterr().out
+    assert f"{len(expected) - 1} delivered, 0 waiting, 1 refused for good" in out
+    dead = Outbox(tmp_path / "ob" / "webhook.sqlite3").dead_letters()
+    assert [(json.loads(p)["id"], why) for p, why in dead] == [(expected[5], "HTTP 400 Bad Request")]
+    assert len(Outbox(tmp_path / "ob" / "webhook.sqlite3")) == 0  # a later run is not blocked
