@@ -589,7 +589,8 @@ def per_source(path: str | None) -> bool:
     return bool(path) and "{source_id}" in path
 
 
-Point = tuple[float, float]
+Finite = Annotated[float, Field(allow_inf_nan=False)]
+Point = tuple[Finite, Finite]
 
 
 class LineConfig(_Section):
@@ -627,6 +628,10 @@ class ZoneConfig(_Section):
     def _polygon(self) -> ZoneConfig:
         if len(self.points) < 3:
             raise ValueError(f"a zone needs at least 3 points, got {len(self.points)}")
+        xs, ys = [p[0] for p in self.points], [p[1] for p in self.points]
+        twice_area = sum(xs[i] * ys[i - 1] - xs[i - 1] * ys[i] for i in range(len(xs)))
+        if abs(twice_area) < 1e-9:
+            raise ValueError("the points of a zone enclose no area (they are on one line); give a polygon")
         _check_normalized(self.points, self.normalized)
         return self
 
@@ -788,7 +793,7 @@ def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None
     if path is not None:
         path = Path(path)
         origin = str(path)
-        if not path.is_file():
+        if not path.exists() or path.is_dir():  # a pipe, --config <(...), is fine
             raise ConfigError(f"{path}: no such config file")
         try:
             text = path.read_text(encoding="utf-8")
