@@ -20,6 +20,7 @@ ring had to drop packets it had not written yet (``lost``).
 from __future__ import annotations
 
 import contextlib
+import glob
 import hashlib
 import logging
 import os
@@ -154,7 +155,9 @@ class ClipSink(Sink):
 
     def open(self) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
-        for stale in self.folder.glob(".*.part"):  # a run killed while writing: never a clip
+        # A clip of this source that a killed run was writing is never a clip. Only this
+        # source's: the folder may be shared, and another source may be writing one now.
+        for stale in self.folder.glob(f".{glob.escape(_slug(self.source_id))}-*.part"):
             stale.unlink(missing_ok=True)
         apply_retention(self.folder, self.days, self.max_bytes)
         self._thread = threading.Thread(target=self._run, name=f"clips-{self.source_id}", daemon=True)

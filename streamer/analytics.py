@@ -486,6 +486,7 @@ class Analytics:
         frame, pts, wall = self._last
         events = self._ended(self.tracks.finish())
         events.extend(self._close_intervals(pts, frame, wall, final=True))
+        self._interval_start = None  # closed: nothing more to count
         return events
 
     def removed(self, wall: float, reason: str) -> list[Event]:

@@ -95,6 +95,7 @@ class Stream:
         self.stop = threading.Event()  # ends this source's decoding (stop(), duration, removal)
         self.removed = False
         self.remove_reason = "removed"
+        self.ending = False  # its end is being processed (set on the processing thread, under the lock)
         self.ended = threading.Event()  # its end has been processed: outputs finished
         self.state = "connecting"
         self.last_error: str | None = None
@@ -168,6 +169,8 @@ class Pipeline:
         self.group: BufferGroup[_Item] = BufferGroup()
         self.streams: dict[str, Stream] = {}
         self._lock = threading.Lock()  # streams added or removed from other threads
+        self._halt = threading.Event()  # an error: everything stops now
+        self._stop_asked = threading.Event()  # a clean stop: sources end, what was read is processed
         self.retired: list[Stream] = []  # removed streams whose end was processed (their id is free again)
         initial = config.all_sources()
         if until_stopped:  # a service may start with no source and get them later
@@ -190,10 +193,9 @@ class Pipeline:
         self.windows: dict[str, deque[_Window]] = {}
         self.summary: Summary | None = None
         self._shared: list[Sink] = []
-        self._halt = threading.Event()  # an error: everything stops now
-        self._stop_asked = threading.Event()  # a clean stop: sources end, what was read is processed
         self._errors: list[BaseException] = []
         self._running = False
+        self._started = False
         self._inference: threading.Thread | None = None
         self._processed = 0
         self._total: int | None = None
@@ -229,6 +231,8 @@ class Pipeline:
         when the new one cannot be opened, the old one runs on."""
         if self.group.sealed:
             raise ConfigError("the pipeline is finishing; no source can be added")
+        if cfg.analytics is not None:
+            check_class_names(cfg.analytics, self.detector.names, f"{cfg.id or 'source'}.analytics")
         self.check_outputs(len(self.streams) + 1)
         stream = self._add(cfg, "source", replace)
         if self._running:
@@ -248,6 +252,7 @@ class Pipeline:
                 if stream.ended.is_set():  # nothing left to process
                     self._retire(stream)
                     return True
+                # A stream whose end is being finished is retired when that is done.
                 stream.stop.set()
         if stream is None or not found:
             raise ConfigError(f"no source {source_id!r}; running: {', '.join(self.active()) or 'none'}")
@@ -263,6 +268,8 @@ class Pipeline:
             if stream is None or stream.removed:
                 raise ConfigError(f"no source {source_id!r}")
             stream.cfg = stream.cfg.model_copy(update={"analytics": analytics})
+            if stream.ending:  # it has ended: nothing more to count (kept for a stream re-added)
+                return 0
             return self._processor(stream).set_analytics(analytics)
 
         return int(self.call(replace, timeout))  # type: ignore[call-overload]
@@ -284,12 +291,21 @@ class Pipeline:
     def call(self, fn: Callable[[], object], timeout: float = 10.0) -> object:
         """Runs ``fn`` on the thread that drives the processors, between two items, and
         returns its result (its exception is raised here). Before the run has started
-        (or after it ended) ``fn`` runs at once on the calling thread."""
+        ``fn`` runs at once on the calling thread; once it has stopped, nothing runs.
+        Raises StreamerError when the thread is busy past ``timeout`` (``fn`` then never runs)."""
         if not self._running:
+            if self._started:
+                raise StreamerError("the pipeline has stopped; nothing can change now")
             return fn()
         future: Future = Future()
         self._calls.put((fn, future))
-        return future.result(timeout)
+        try:
+            return future.result(timeout)
+        except TimeoutError:
+            if future.cancel():
+                raise StreamerError(f"the processing thread stayed busy for {timeout:g}s; nothing changed, "
+                                    f"try again") from None
+            return future.result()  # it had begun: its outcome stands
 
     def stuck(self, deadline: float) -> dict[str, float]:
         """Threads whose current step has lasted past its deadline, with its seconds: the
@@ -303,9 +319,9 @@ class Pipeline:
             since = st.busy_since
             if since is None or st.buffer.closed:
                 continue
-            limit = deadline
-            if st.source.live:
-                limit += st.cfg.timeout + (st.cfg.reconnect.max + st.cfg.timeout if st.state != "up" else 0.0)
+            if st.source.live and st.state != "up":
+                continue  # a camera that is down waits for it by design: reconnecting is its work
+            limit = deadline + (st.cfg.timeout if st.source.live else 0.0)
             if now - since > limit:
                 out[f"decode-{st.id}"] = now - since
         return out
@@ -322,8 +338,8 @@ class Pipeline:
         self._stop_asked.set()
 
     def _stop_sources(self) -> None:
-        self.group.seal()
-        with self._lock:
+        with self._lock:  # as _add: no source joins once this has run
+            self.group.seal()
             for st in self.streams.values():
                 st.stop.set()
 
@@ -350,6 +366,9 @@ class Pipeline:
                 self.group.discard(stream.buffer)
                 raise
         with self._lock:
+            if self.group.sealed or self._stop_asked.is_set():  # stopping began while it opened
+                self.group.discard(stream.buffer)
+                raise ConfigError("the pipeline is finishing; no source can be added")
             self._check_overwrites(stream)
             old = self.streams.get(stream.id)
             if old is not None:
@@ -379,10 +398,12 @@ class Pipeline:
 
     def _retire(self, stream: Stream) -> None:
         """Forgets a removed source that has ended (called with the lock held): its
-        figures stay in the summary's totals, and its id can be used again."""
+        figures stay in the summary's totals, and its id can be used again. What it held
+        (tracker, sinks, its packet ring) goes with it: a service runs for weeks."""
         if self.streams.get(stream.id) is stream:
             del self.streams[stream.id]
             self.retired.append(stream)
+            stream.processor, stream.packets = None, None
             if self.summary is not None and self.summary.sources.get(stream.id) is stream.summary:
                 self.summary.retired.append(self.summary.sources.pop(stream.id))
 
@@ -486,8 +507,11 @@ class Pipeline:
             self._end(stream, item.error, item.removed)
 
     def _end(self, stream: Stream, error: BaseException | None, removed: bool) -> None:
-        if stream.ended.is_set():
-            return
+        with self._lock:  # once: the end item, or the run's end for sources stopped early
+            if stream.ending:
+                return
+            stream.ending = True
+            removed = removed or stream.removed  # removed after its decode thread had put its end
         processor = self._processor(stream)
         status = SourceStatus(stream.id, "removed", 0, Fraction(0), time.time(), stream.remove_reason) \
             if removed else None
@@ -501,12 +525,11 @@ class Pipeline:
         # Its files are finished on a thread of their own (an MP4's encoder flushes its
         # look-ahead, ~0.1 s): the other sources' frames do not wait for that.
         self._closers = [t for t in self._closers if t.is_alive()]
-        closer = threading.Thread(target=self._close_stream, args=(stream, removed), name=f"close-{stream.id}",
-                                  daemon=True)
+        closer = threading.Thread(target=self._close_stream, args=(stream,), name=f"close-{stream.id}", daemon=True)
         self._closers.append(closer)
         closer.start()
 
-    def _close_stream(self, stream: Stream, removed: bool) -> None:
+    def _close_stream(self, stream: Stream) -> None:
         try:
             if stream.processor is not None:
                 stream.processor.close()
@@ -515,6 +538,7 @@ class Pipeline:
         finally:
             with self._lock:
                 stream.ended.set()
+                removed = stream.removed  # also when it was removed while this ran
                 if removed:
                     self._retire(stream)
             if removed:
@@ -554,7 +578,7 @@ class Pipeline:
         return self._finish(summary)
 
     def _start(self, handoff: queue.Queue[_Pair]) -> None:
-        self._running = True
+        self._running = self._started = True
         with self._lock:
             streams = list(self.streams.values())
         for stream in streams:
@@ -571,7 +595,7 @@ class Pipeline:
         duration = self.config.duration
         interval = self.config.stats_interval or 1.0
         next_window = time.monotonic() + interval
-        marks: dict[str, _Mark] = {}
+        marks: dict[Stream, _Mark] = {}  # by stream: one re-added under an id starts afresh
         inference = self._inference
         assert inference is not None
         stopping = False
@@ -652,11 +676,11 @@ class Pipeline:
             if thread.is_alive():
                 thread.join(timeout=10.0)
 
-    def _window(self, now: float, marks: dict[str, _Mark]) -> None:
+    def _window(self, now: float, marks: dict[Stream, _Mark]) -> None:
         rss = rss_bytes()
         for sid, st in list(self.streams.items()):
             s = st.summary
-            t_prev, frames_prev, dropped_prev, latency_prev = marks.get(sid, (now, 0, 0, Latency()))
+            t_prev, frames_prev, dropped_prev, latency_prev = marks.get(st, (now, 0, 0, Latency()))
             window = s.latency.since(latency_prev)
             dropped = st.buffer.dropped
             record: _Window = {
@@ -664,7 +688,9 @@ class Pipeline:
                 "p50": window.quantile(0.5), "p99": window.quantile(0.99), "rss": rss,
             }
             self.windows.setdefault(sid, deque(maxlen=10_000)).append(record)
-            marks[sid] = (now, s.frames, dropped, s.latency.copy())
+            marks[st] = (now, s.frames, dropped, s.latency.copy())
+        for gone in [st for st in marks if self.streams.get(st.id) is not st]:
+            del marks[gone]
             if st.source.live and self.config.stats_interval:
                 _log_window(st.source.label, record, max(now - t_prev, 1e-9))
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from urllib.parse import urlsplit
 
 __all__ = ["is_secret_name", "redact"]
 
@@ -14,6 +13,7 @@ _SECRET_WORDS = {"token", "secret", "password", "passwd", "passphrase", "pass", 
                  "auth", "authorization", "sig", "signature", "credential", "credentials", "session", "sessionid",
                  "cookie", "jwt", "otp"}
 _SECRET_ENDS = ("token", "key", "secret", "password", "passwd", "signature", "auth", "sig")
+_URL = re.compile(r"[A-Za-z][\w+.-]*://\S+")
 _PARAM = re.compile(r"([?&;])([^=&#;?]*)=([^&#;]*)")
 
 
@@ -23,16 +23,17 @@ def is_secret_name(name: str) -> bool:
     return bool(_SECRET_WORDS.intersection(n.split("_"))) or n.endswith(_SECRET_ENDS)
 
 
-def redact(url: str) -> str:
-    """``url`` with its password and secret query values replaced by ``***``; the one
-    way a URL reaches a log line, an event or an error."""
-    url = str(url)
-    try:
-        parts = urlsplit(url)
-        password = parts.password
-    except ValueError:
-        password = None
-    if password is not None:
-        hostport = parts.netloc.rpartition("@")[2]  # as written (a bad port must not fail here)
-        url = parts._replace(netloc=f"{parts.username}:***@{hostport}").geturl()
-    return _PARAM.sub(lambda m: f"{m[1]}{m[2]}=***" if is_secret_name(m[2]) else m[0], url)
+def _one(url: str) -> str:
+    # user:password@ up to the last '@' of the authority: a password may hold '/', '?' or '#'
+    # unencoded, which would end the authority for urlsplit and show the rest of it.
+    m = re.match(r"^([A-Za-z][\w+.-]*://)([^@\s]*)@", url)
+    if m and ":" in m[2]:
+        user = m[2].split(":", 1)[0]
+        url = f"{m[1]}{user}:***@{url[m.end():]}"
+    return _PARAM.sub(lambda p: f"{p[1]}{p[2]}=***" if is_secret_name(p[2]) else p[0], url)
+
+
+def redact(text: str) -> str:
+    """``text`` with the password and secret query values of every URL in it replaced by
+    ``***``: the one way a URL reaches a log line, an event or an error."""
+    return _URL.sub(lambda m: _one(m[0]), str(text))

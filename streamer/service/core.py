@@ -9,6 +9,7 @@ a thin shell over its methods; they are safe to call from any thread.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 import threading
@@ -106,7 +107,7 @@ class Service:
         self.desired: dict[str, SourceConfig] = {}
         self.failed: dict[str, str] = {}  # desired streams that could not be opened: why
         self._lock = threading.Lock()  # one change of the stream set at a time
-        self._recent: dict[str, _Recent] = {}
+        self._recent: dict[str, tuple[Stream, _Recent]] = {}
         self._stuck_logged: set[str] = set()
         sections = {sid: c.model_dump(exclude_defaults=True) for sid, c in configured.items()}
         for sid, section in self.store.desired(sections).items():
@@ -202,7 +203,7 @@ class Service:
             return StreamView(sid, redact(cfg.uri or ""), bool(cfg.live), "failed", 0.0, 0.0, None, None, 0, 0, 0, 0,
                               self.failed.get(sid, "not running"), analytics)
         s = stream.summary
-        fps, drop_rate, p50, p99 = self._recent.setdefault(sid, _Recent()).figures(stream, time.monotonic())
+        fps, drop_rate, p50, p99 = self._recent_of(stream).figures(stream, time.monotonic())
         error = redact(stream.last_error) if stream.last_error else None
         return StreamView(sid, redact(cfg.uri or ""), stream.source.live, stream.state, round(fps, 2),
                           round(drop_rate, 4), p50, p99, s.frames, stream.decoded, stream.buffer.dropped,
@@ -211,7 +212,18 @@ class Service:
     def views(self) -> list[StreamView]:
         with self._lock:
             ids = list(self.desired)
-        return [self.view(sid) for sid in ids if sid in self.desired]
+        out = []
+        for sid in ids:
+            with contextlib.suppress(KeyError):  # deleted meanwhile
+                out.append(self.view(sid))
+        return out
+
+    def _recent_of(self, stream: Stream) -> _Recent:
+        """The recent figures of this stream object (one re-added under its id starts afresh)."""
+        held = self._recent.get(stream.id)
+        if held is None or held[0] is not stream:
+            held = self._recent[stream.id] = (stream, _Recent())
+        return held[1]
 
     def stuck(self) -> dict[str, float]:
         """Workers past the watchdog's deadline (the run's own thread included)."""
@@ -229,8 +241,10 @@ class Service:
         """Once a second: the recent figures of each stream, and a log line when a
         worker gets stuck."""
         now = time.monotonic()
-        for sid, stream in list(self.pipeline.streams.items()):
-            self._recent.setdefault(sid, _Recent()).add(stream, now)
+        for stream in list(self.pipeline.streams.values()):
+            self._recent_of(stream).add(stream, now)
+        for sid in [sid for sid in self._recent if sid not in self.pipeline.streams]:
+            self._recent.pop(sid, None)
         stuck = self.stuck()
         for name in set(stuck) - self._stuck_logged:
             log.error("watchdog: %s has been stuck for %.0fs (limit %.0fs)", name, stuck[name], self.watchdog)

@@ -289,8 +289,11 @@ def test_a_clip_killed_while_written_is_absent_and_its_part_removed(tmp_path):
                           timeout=60, check=False)
     assert proc.returncode == -9, proc.stderr.decode()
     assert [p.name for p in folder.iterdir()] == [".cam-000010.mp4.part"]  # never under the clip's name
-    ClipSink(PacketRing(1.0), "cam", folder, 0.5, 0.5, []).open()
-    assert list(folder.iterdir()) == []
+    (folder / ".door-000003.mp4.part").write_bytes(b"another source's clip, being written")
+    sink = ClipSink(PacketRing(1.0), "cam", folder, 0.5, 0.5, [])
+    sink.open()
+    sink.close()
+    assert [p.name for p in folder.iterdir()] == [".door-000003.mp4.part"]  # a shared folder: only its own
 
 
 def test_the_ring_is_bounded_and_keeps_pre_back_to_a_keyframe(tmp_path):

@@ -9,7 +9,7 @@ import pytest
 from helpers import OBJECTS, BlobDetector, clip_with_detections, run_in_thread, wait_for
 
 from streamer.config import OutputConfig, SourceConfig, load_config
-from streamer.errors import ConfigError
+from streamer.errors import ConfigError, StreamerError
 from streamer.pipeline import Pipeline
 from streamer.protocols import Sink
 
@@ -113,3 +113,67 @@ def test_sources_added_and_removed_while_running(tmp_path, monkeypatch):
         started = sorted(e["track_id"] for e in lines if e["source_id"] == sid and e["type"] == "track_started")
         ended = sorted(e["track_id"] for e in lines if e["source_id"] == sid and e["type"] == "track_ended")
         assert started and started == ended
+
+
+class SlowClose(Sink):
+    """A source's own sink that takes ``seconds`` to finish (a flush to a slow disk)."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+
+    def write(self, frame, tracks, events) -> None:
+        pass
+
+    def close(self) -> None:
+        time.sleep(self.seconds)
+
+
+def test_a_stream_removed_while_its_end_is_finished_frees_its_id(tmp_path, monkeypatch):
+    a, _, _ = clip_with_detections(tmp_path, OBJECTS, 10, name="a.mp4")
+    own = OutputConfig.stream_sinks
+    monkeypatch.setattr(OutputConfig, "stream_sinks", lambda self, *args, **kw: [*own(self, *args, **kw),
+                                                                                 SlowClose(1.0)])
+    cfg = load_config(None, {"source": {"uri": str(a), "id": "a"}, "progress": False, "tracker": {"name": "sort"}})
+    pipeline = Pipeline(cfg, detector=BlobDetector(), until_stopped=True)
+    thread, result = run_in_thread(pipeline)
+    wait_for(lambda: pipeline.streams["a"].ending, what="the end of a being finished")
+    assert not pipeline.streams["a"].ended.is_set()  # its sink still closing
+    assert pipeline.remove_source("a", wait=10)  # forgotten once finished: the file ended by itself
+    assert "a" not in pipeline.streams
+    assert pipeline.add_source(SourceConfig(uri=str(a), id="a")) == "a"  # the id is free again
+    wait_for(lambda: pipeline.streams["a"].ended.is_set(), what="the second a")
+    pipeline.stop()
+    thread.join(20)
+    assert "error" not in result, result.get("error")
+    assert [s.frames for s in pipeline.summary.retired] == [10] and pipeline.summary.sources["a"].frames == 10
+
+
+def test_nothing_joins_or_changes_a_stopping_pipeline(tmp_path):
+    a, _, _ = clip_with_detections(tmp_path, OBJECTS, 5, name="a.mp4")
+    cfg = load_config(None, {"source": {"uri": str(a), "id": "a"}, "progress": False})
+    pipeline = Pipeline(cfg, detector=BlobDetector(), until_stopped=True)
+    thread, _ = run_in_thread(pipeline)
+    wait_for(lambda: pipeline.streams["a"].ended.is_set())
+    pipeline.stop()
+    with pytest.raises(ConfigError, match="the pipeline is finishing"):
+        pipeline.add_source(SourceConfig(uri=str(a), id="b"))
+    thread.join(20)
+    with pytest.raises(StreamerError, match="the pipeline has stopped"):
+        pipeline.call(lambda: None)
+
+
+def test_a_camera_that_is_down_is_not_stuck(tmp_path):
+    from helpers import free_port
+
+    cfg = load_config(None, {"source": {"uri": f"rtsp://127.0.0.1:{free_port()}/x", "id": "cam", "timeout": 0.5,
+                                        "reconnect": {"initial": 0.2, "max": 0.5}}, "progress": False})
+    pipeline = Pipeline(cfg, detector=BlobDetector(), until_stopped=True)
+    thread, _ = run_in_thread(pipeline)
+    wait_for(lambda: pipeline.streams["cam"].state == "down", what="down")
+    seen = []
+    for _ in range(15):  # 3 s: several reconnect attempts, each past the 0.2 s deadline
+        seen.append(pipeline.stuck(0.2))
+        time.sleep(0.2)
+    pipeline.stop()
+    thread.join(20)
+    assert seen == [{}] * 15
