@@ -19,9 +19,11 @@ from streamer.types import Detections, Event, Frame
 __all__ = ["Analytics", "EventMaker", "Subject", "TrackEvents", "event_id"]
 
 
-def event_id(source_id: str, kind: str, track_id: int | None, frame: int) -> str:
-    """Deterministic id of an event: 20 hex digits of a SHA-1."""
-    key = f"{source_id}\x1f{kind}\x1f{track_id}\x1f{frame}".encode()
+def event_id(source_id: str, kind: str, track_id: int | None, frame: int, instance: str | None = None) -> str:
+    """Deterministic id of an event: 20 hex digits of a SHA-1. ``instance`` tells apart
+    runs of a live source (whose frame numbers and track ids start again at each start)."""
+    key = f"{source_id}\x1f{kind}\x1f{track_id}\x1f{frame}"
+    key = (key if instance is None else f"{key}\x1f{instance}").encode()
     return hashlib.sha1(key).hexdigest()[:20]
 
 
@@ -49,9 +51,10 @@ class EventMaker:
     rounding rules (pts and times 1 us, confidences 1e-4, boxes and paths 0.01 px,
     downtime 1 ms) in one place."""
 
-    def __init__(self, source_id: str, names: dict[int, str]) -> None:
+    def __init__(self, source_id: str, names: dict[int, str], instance: str | None = None) -> None:
         self.source_id = source_id
         self.names = names
+        self.instance = instance
 
     def _make(self, kind: str, key: str | None, frame: int, pts: float, wall: float | None,
               subject: Subject | None, data: dict) -> Event:
@@ -64,7 +67,7 @@ class EventMaker:
             )
         tid = subject.track_id if subject is not None else None
         return Event(
-            id=event_id(self.source_id, kind if key is None else f"{kind}:{key}", tid, frame), type=kind,
+            id=event_id(self.source_id, kind if key is None else f"{kind}:{key}", tid, frame, self.instance), type=kind,
             source_id=self.source_id, frame=frame, pts=round(pts, 6), wall_time=wall, data=data, **fields,
         )
 
@@ -151,10 +154,11 @@ class TrackEvents:
         live: Whether wall-clock times go into events (live sources).
     """
 
-    def __init__(self, source_id: str, names: dict[int, str], end_after: int = 30, live: bool = False) -> None:
+    def __init__(self, source_id: str, names: dict[int, str], end_after: int = 30, live: bool = False,
+                 instance: str | None = None) -> None:
         self.source_id = source_id
         self.names = names
-        self.make = EventMaker(source_id, names)
+        self.make = EventMaker(source_id, names, instance)
         self.end_after = end_after
         self.live = live
         self._tracks: dict[int, _Track] = {}
@@ -356,11 +360,12 @@ class Analytics:
             first frame's, for cameras not yet connected).
         end_after: Frames unreported before a track ends, where the tracker gives no ids.
         live: Whether wall-clock times go into events.
+        instance: Part of every event id (see :func:`event_id`): a live source's start.
     """
 
     def __init__(self, source_id: str, names: dict[int, str], config, frame_size: tuple[int, int] | None,
-                 end_after: int = 30, live: bool = False) -> None:
-        self.tracks = TrackEvents(source_id, names, end_after, live)
+                 end_after: int = 30, live: bool = False, instance: str | None = None) -> None:
+        self.tracks = TrackEvents(source_id, names, end_after, live, instance)
         self.source_id = source_id
         self.names = names
         self.anchor = config.anchor

@@ -45,7 +45,7 @@ def _serve_parser(sub: Any) -> None:
     p.add_argument("--token", help="bearer token every API call and /metrics must carry (default: $STREAMER_TOKEN)")
     p.add_argument("--state", help="file keeping the stream set across restarts "
                    "(default: streams.json in the outbox folder)")
-    p.add_argument("--watchdog", type=float, default=30.0, metavar="SECONDS",
+    p.add_argument("--watchdog", type=_seconds, default=30.0, metavar="SECONDS",
                    help="/healthz fails when a worker is stuck this long on one step (default 30)")
     p.add_argument("--duration", type=float, help="stop cleanly after this many seconds (default: until SIGTERM)")
     _job_flags(p)
@@ -257,6 +257,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
         if service.pipeline.summary is not None:
             _print_summary(service.pipeline.summary, sys.stderr if config.output.to_stdout() else sys.stdout)
     return 130 if interrupted.by_ctrl_c else 0
+
+
+def _seconds(text: str) -> float:
+    value = float(text)
+    if not 0 < value < 1e6:  # also NaN
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds above 0")
+    return value
 
 
 def _address(text: str) -> tuple[str, int]:

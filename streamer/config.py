@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib
 import re
 import string
+import time
 from fractions import Fraction
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -507,6 +508,10 @@ class OutputConfig(_Section):
     event_sinks: list[EventSinkConfig] = Field(default_factory=list, description="more event destinations")
     outbox: str = Field("streamer-outbox", description="folder of the network sinks' durable outboxes")
     crf: int = Field(23, ge=0, le=51, description="H.264 quality of the annotated video")
+    existing: Literal["replace", "keep"] = Field(
+        "replace", description="an output file already there: replaced, or kept (moved aside to NAME.<time>.EXT; "
+                               "streamer serve's default, as a restart or a re-added stream must not destroy it)"
+    )
     track_end_frames: int | None = Field(
         None, ge=1, description="end a track after this many frames unreported (default: when the tracker drops it)"
     )
@@ -543,12 +548,26 @@ class OutputConfig(_Section):
             s = self.snapshots
             sinks.append(SnapshotSink(source_id, s.folder.format(source_id=source_id), names, s.triggers, s.quality))
         if self.video:
-            sinks.append(VideoSink(self.video.format(source_id=source_id), fps, names, crf=self.crf, timed=live))
+            sinks.append(VideoSink(self._fresh(self.video.format(source_id=source_id)), fps, names, crf=self.crf,
+                                   timed=live))
         if self.events and per_source(self.events):
-            sinks.append(JsonlSink(self.events.format(source_id=source_id)))
+            sinks.append(JsonlSink(self._fresh(self.events.format(source_id=source_id))))
         if self.mot:
-            sinks.append(MotSink(self.mot.format(source_id=source_id)))
+            sinks.append(MotSink(self._fresh(self.mot.format(source_id=source_id))))
         return sinks
+
+    def _fresh(self, path: str) -> str:
+        """``path``, with a file already there moved aside first when ``existing`` is
+        ``keep`` (to ``NAME.<its last change, UTC>.EXT``)."""
+        old = Path(path)
+        if self.existing == "keep" and old.is_file():
+            stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime(old.stat().st_mtime))
+            aside, n = old.with_name(f"{old.stem}.{stamp}{old.suffix}"), 1
+            while aside.exists():
+                n += 1
+                aside = old.with_name(f"{old.stem}.{stamp}-{n}{old.suffix}")
+            old.rename(aside)
+        return path
 
     def shared_sinks(self) -> list[Sink]:
         """The sinks of every source's events: the events file (unless one per source)
@@ -556,7 +575,7 @@ class OutputConfig(_Section):
         sinks: list[Sink] = []
         if self.events and not per_source(self.events):
             sinks.append(event_sink_config(type="stdout") if self.events == "-" else
-                         event_sink_config(type="jsonl", path=self.events))
+                         event_sink_config(type="jsonl", path=self._fresh(self.events)))
         sinks.extend(self.event_sinks)
         return [c.build(Path(self.outbox)) for c in sinks]
 
@@ -649,7 +668,7 @@ class AnalyticsConfig(_Section):
     anchor: Literal["bottom_center", "center"] = Field(
         "bottom_center", description="the point of a box that crosses lines and enters zones"
     )
-    count_interval: float | None = Field(None, gt=0, description="seconds per count event (none: no counts)")
+    count_interval: float | None = Field(None, ge=1, le=86400, description="seconds per count event (none: no counts)")
 
     @model_validator(mode="after")
     def _unique_names(self) -> AnalyticsConfig:

@@ -49,6 +49,10 @@ class StreamProcessor:
         self.id = summary.id
         self._config = config
         self._analytics_config = analytics or config.analytics
+        # A file gives the same ids for the same input; a camera's frames and track ids start
+        # again at every start, so its ids also carry when this start was (else a consumer that
+        # drops duplicates by id would drop the events of a restarted service).
+        self._instance = f"{time.time_ns():x}" if summary.live else None
         self._names = names
         self._fps = fps
         self._shared = shared
@@ -164,7 +168,8 @@ class StreamProcessor:
         # Built on the first frame or status (a camera that is down at start has no frame yet).
         if self._analytics is None:
             self._analytics = Analytics(self.id, self._names, self._analytics_config, None,
-                                        self._config.output.track_end_frames or 30, live=self.summary.live)
+                                        self._config.output.track_end_frames or 30, live=self.summary.live,
+                                        instance=self._instance)
         return self._analytics
 
     def _track(self, frame: Frame, dets: Detections | None) -> Detections:

@@ -50,7 +50,7 @@ class Serve:
     def api(self, method: str, path: str, body=None, token: str | None = "default", **kw) -> requests.Response:
         token = self.token if token == "default" else token
         headers = {"Authorization": f"Bearer {token}"} if token else {}
-        data = body if isinstance(body, (bytes, str)) or body is None else json.dumps(body)
+        data = body if body is None or not isinstance(body, (dict, list)) else json.dumps(body)
         return requests.request(method, self.url + path, data=data, headers=headers, timeout=30, **kw)
 
     def streams(self) -> dict[str, dict]:

@@ -56,7 +56,8 @@ class StreamView:
     dropped: int
     reconnects: int
     last_error: str | None
-    analytics: dict[str, Any] | None
+    analytics: dict[str, Any] | None  # its own (None: the config's top-level analytics apply)
+    source: dict[str, Any]  # its source section as running, defaults left out (URI redacted)
 
 
 class _Recent:
@@ -98,10 +99,14 @@ class Service:
             if not cfg.id:
                 raise ConfigError(f"sources[{i}].id: a served stream needs an id (its name in the API and outputs)")
             configured[_checked_id(cfg.id, f"sources[{i}].id")] = cfg
-        self.config = config.model_copy(update={"sources": [], "source": SourceConfig()})
+        output = config.output
+        if "existing" not in output.model_fields_set:  # a restart or a re-added stream keeps what was written
+            output = output.model_copy(update={"existing": "keep"})
+        self.config = config.model_copy(update={"sources": [], "source": SourceConfig(), "output": output})
         self.pipeline = Pipeline(self.config, detector, until_stopped=True)
         self.pipeline.check_outputs(2)  # streams come and go: per-stream outputs need {source_id}
         self.store = StreamStore(state)
+        self.store.check_writable()
         self.watchdog = watchdog
         self.started = time.time()
         self.desired: dict[str, SourceConfig] = {}
@@ -112,9 +117,13 @@ class Service:
         sections = {sid: c.model_dump(exclude_defaults=True) for sid, c in configured.items()}
         for sid, section in self.store.desired(sections).items():
             try:
-                cfg = SourceConfig.model_validate({**section, "id": sid})
-            except ValidationError as exc:
-                self.failed[sid] = validation_message(exc, f"stored stream {sid}")
+                cfg = SourceConfig.model_validate({**section, "id": _checked_id(sid, "stored stream id")})
+            except (ValidationError, ConfigError) as exc:
+                why = validation_message(exc, f"stored stream {sid}") if isinstance(exc, ValidationError) else str(exc)
+                # listed as failed (with why), not dropped without a word: a key renamed by an upgrade
+                self.desired[sid] = SourceConfig.model_construct(id=sid, uri=str(section.get("uri", "")))
+                self.failed[sid] = redact(why)
+                log.error("%s: %s; PUT it again or DELETE it", sid, self.failed[sid])
                 continue
             self._open(cfg)
 
@@ -148,6 +157,8 @@ class Service:
             self.pipeline.check_analytics(cfg.analytics, "analytics")
         with self._lock:
             old = self.desired.get(sid)
+            if "analytics" not in body and old is not None and old.analytics is not None:
+                cfg = cfg.model_copy(update={"analytics": old.analytics})  # kept: set apart, by its own PUT
             if old == cfg and sid not in self.failed:
                 return False
             try:
@@ -199,19 +210,19 @@ class Service:
         cfg = self.desired[sid]
         stream = self.pipeline.streams.get(sid)
         analytics = cfg.analytics.model_dump() if cfg.analytics is not None else None
+        section = cfg.model_dump(exclude_defaults=True, exclude={"analytics", "id"}) | {"uri": redact(cfg.uri or "")}
         if stream is None or sid in self.failed:
             return StreamView(sid, redact(cfg.uri or ""), bool(cfg.live), "failed", 0.0, 0.0, None, None, 0, 0, 0, 0,
-                              self.failed.get(sid, "not running"), analytics)
+                              self.failed.get(sid, "not running"), analytics, section)
         s = stream.summary
         fps, drop_rate, p50, p99 = self._recent_of(stream).figures(stream, time.monotonic())
         error = redact(stream.last_error) if stream.last_error else None
         return StreamView(sid, redact(cfg.uri or ""), stream.source.live, stream.state, round(fps, 2),
                           round(drop_rate, 4), p50, p99, s.frames, stream.decoded, stream.buffer.dropped,
-                          len(s.reconnects), error, analytics)
+                          len(s.reconnects), error, analytics, section)
 
     def views(self) -> list[StreamView]:
-        with self._lock:
-            ids = list(self.desired)
+        ids = list(self.desired)  # no lock: a change that waits on a slow camera must not block reads
         out = []
         for sid in ids:
             with contextlib.suppress(KeyError):  # deleted meanwhile

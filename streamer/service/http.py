@@ -33,7 +33,8 @@ MAX_BODY = 256 * 1024  # bytes; a source section is well under 1 KiB
 
 
 class _BodyLimit:
-    """ASGI middleware: 413 for a body over ``limit`` bytes, declared or streamed."""
+    """ASGI middleware: the request body is read here, up to ``limit`` bytes, before the
+    app sees it; over that (declared or streamed in chunks) the answer is 413."""
 
     def __init__(self, app: Any, limit: int) -> None:
         self.app, self.limit = app, limit
@@ -46,24 +47,26 @@ class _BodyLimit:
         if declared is not None and (not declared.isdigit() or int(declared) > self.limit):
             await _too_large(self.limit)(scope, receive, send)
             return
-        seen = 0
-
-        async def limited() -> dict:
-            nonlocal seen
+        body, more = b"", True
+        while more:
             message = await receive()
-            seen += len(message.get("body", b""))
-            if seen > self.limit:
-                raise _TooLarge
-            return message
+            if message["type"] != "http.request":  # the client went away
+                return
+            body += message.get("body", b"")
+            more = message.get("more_body", False)
+            if len(body) > self.limit:
+                await _too_large(self.limit)(scope, receive, send)
+                return
+        sent = False
 
-        try:
-            await self.app(scope, limited, send)
-        except _TooLarge:
-            await _too_large(self.limit)(scope, receive, send)
+        async def replay() -> dict:
+            nonlocal sent
+            if sent:
+                return await receive()  # a disconnect, when it comes
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
 
-
-class _TooLarge(Exception):
-    pass
+        await self.app(scope, replay, send)
 
 
 def _too_large(limit: int) -> JSONResponse:
@@ -84,18 +87,21 @@ async def _json_body(request: Request) -> Any:
         return json.loads(raw or b"null")
     except ValueError as exc:
         raise ConfigError(f"body: not JSON ({exc})") from None
+    except RecursionError:
+        raise ConfigError("body: nested too deeply; a source section is a flat object") from None
 
 
 def create_app(service: Service, token: str | None = None, max_body: int = MAX_BODY) -> Any:
     """The ASGI app of ``service``."""
     app = FastAPI(title="streamer", docs_url=None, redoc_url=None, openapi_url=None)
-    expected = f"Bearer {token}".encode() if token else None
+    expected = token.encode() if token else None
 
     def authorized(request: Request) -> None:
         if expected is None:
             return
-        given = request.headers.get("authorization", "").encode()
-        if not hmac.compare_digest(given, expected):
+        scheme, _, given = request.headers.get("authorization", "").partition(" ")
+        # the scheme is case-insensitive (RFC 7235); the token is compared in constant time
+        if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), expected):
             raise _Unauthorized
 
     @app.exception_handler(_Unauthorized)
@@ -161,7 +167,7 @@ def _probe_routes(service: Service, authorized: Any) -> APIRouter:
     probes = APIRouter()
     registry = prometheus.registry(service)
 
-    @probes.get("/healthz")
+    @probes.api_route("/healthz", methods=["GET", "HEAD"])
     def healthz() -> Any:
         stuck = service.stuck()
         if stuck:
@@ -169,7 +175,7 @@ def _probe_routes(service: Service, authorized: Any) -> APIRouter:
                                 status_code=503)
         return {"status": "ok"}
 
-    @probes.get("/readyz")
+    @probes.api_route("/readyz", methods=["GET", "HEAD"])
     def readyz() -> Any:
         ok, why = service.ready()
         return JSONResponse({"ready": ok, "reason": why}, status_code=200 if ok else 503)

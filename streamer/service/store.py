@@ -51,6 +51,18 @@ class StreamStore:
                 f"{path}: not a stream state file ({exc}); move it away to start from the config file's streams"
             ) from None
 
+    def check_writable(self) -> None:
+        """Raises ConfigError now, at start, when the file cannot be written (rather than
+        at the first change, with the stream set already changed)."""
+        if self.path is None:
+            return
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with tempfile.NamedTemporaryFile(dir=self.path.parent, prefix=".write-test-"):
+                pass
+        except OSError as exc:
+            raise ConfigError(f"--state: cannot write {self.path} ({exc.strerror}); choose another file") from None
+
     def desired(self, configured: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
         """The stream set to run: ``configured`` (the config file's, by id) less the
         deleted ones, with the put ones on top."""

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import av
 import jsonschema
+import requests
 import pytest
 from helpers import free_port
 from serving import LAVFI, Serve, balanced, read_events, summary_frames, write_dets
@@ -164,3 +165,58 @@ def test_config_streams_need_plain_ids(tmp_path, section, message):
     proc = subprocess.run([sys.executable, "-m", "streamer.cli", "serve", "--http", f"127.0.0.1:{free_port()}",
                            "--config", _config(tmp_path, [section])], capture_output=True, text=True, cwd=tmp_path)
     assert proc.returncode == 2 and message in proc.stderr, proc.stderr
+
+
+def test_what_a_new_user_tried(tmp_path):
+    """Chunked and deeply nested bodies, HEAD probes, a lower-case scheme, a PUT that leaves
+    analytics out, restarts that keep outputs and give live streams new event ids."""
+    config = _config(tmp_path, [{"id": "a", "uri": LAVFI}])
+    serve = Serve(tmp_path, "--config", config, "--events", "events.jsonl", token="t0k")
+    line = {"lines": [{"name": "door", "points": [[150, 0], [150, 240]]}]}
+
+    def chunks():
+        for _ in range(40):
+            yield b" " * 10_000
+
+    assert serve.api("PUT", "/api/streams/big", chunks()).status_code == 413  # no Content-Length: chunked
+    assert serve.api("PUT", "/api/streams/deep", b"[" * 100_000 + b"]" * 100_000).status_code in (413, 422)
+    deep = serve.api("PUT", "/api/streams/deep", b"[" * 50_000 + b"]" * 50_000)
+    assert deep.status_code == 422 and "nested too deeply" in deep.json()["error"]
+    assert requests.head(serve.url + "/healthz", timeout=5).status_code == 200
+    lower = requests.get(serve.url + "/api/streams", headers={"Authorization": "bearer t0k"}, timeout=5)
+    assert lower.status_code == 200
+    assert serve.api("PUT", "/api/streams/a/analytics", line).status_code == 200
+    again = serve.api("PUT", "/api/streams/a", {"uri": LAVFI})  # the same section: analytics kept, no restart
+    assert again.status_code == 200 and again.json()["analytics"]["lines"][0]["name"] == "door"
+    assert again.json()["source"] == {"uri": LAVFI}
+    serve.wait_state("up", "a")
+    time.sleep(1.5)
+    assert serve.stop()[0] == 0
+    first = read_events(tmp_path / "events.jsonl")
+    assert not [e for e in first if e["type"] == "source_removed"]
+    serve = Serve(tmp_path, "--config", config, "--events", "events.jsonl", token="t0k")
+    serve.wait_state("up", "a")
+    time.sleep(1.5)
+    assert serve.stop()[0] == 0
+    kept = [p for p in tmp_path.glob("events.*.jsonl")]
+    assert len(kept) == 1 and read_events(kept[0]) == first  # moved aside, whole
+    assert len(list(tmp_path.glob("a.*.mp4"))) == 1  # the first run's video, kept
+    second = read_events(tmp_path / "events.jsonl")
+    assert second and not {e["id"] for e in first} & {e["id"] for e in second}  # a camera's restart: new ids
+
+
+def test_bad_service_settings_are_one_line_errors(tmp_path):
+    import subprocess
+    import sys
+
+    (tmp_path / "state").write_text('{"version": 1, "streams": {"z": {"uri": "lavfi:x", "bogus": 1}}, "deleted": []}')
+    serve = Serve(tmp_path, "--config", _config(tmp_path), "--state", str(tmp_path / "state"))
+    z = serve.streams()["z"]
+    assert z["state"] == "failed" and "bogus: unknown key" in z["last_error"]
+    rc, out, err = serve.stop()
+    assert rc == 0 and "z: stored stream z: bogus: unknown key" in err
+    for flags, message in ((["--state", "/proc/nope/streams.json"], "--state: cannot write /proc/nope/streams.json"),
+                           (["--watchdog", "0"], "argument --watchdog: '0' is not a number of seconds above 0")):
+        proc = subprocess.run([sys.executable, "-m", "streamer.cli", "serve", "--http", f"127.0.0.1:{free_port()}",
+                               "--config", _config(tmp_path), *flags], capture_output=True, text=True, cwd=tmp_path)
+        assert proc.returncode == 2 and message in proc.stderr, proc.stderr
