@@ -8,6 +8,7 @@ the file is delivered, in order, by this run or the next one that opens it.
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 import threading
 import time
@@ -17,6 +18,8 @@ from collections.abc import Sequence
 from streamer.errors import SinkError
 
 __all__ = ["Outbox"]
+
+log = logging.getLogger(__name__)
 
 
 class Outbox:
@@ -33,6 +36,20 @@ class Outbox:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._open()
+        except (sqlite3.DatabaseError, IsADirectoryError) as exc:
+            # Garbage, a truncated file or a folder where the outbox should be: every later run
+            # would fail on it. Kept aside for a person to look at; a new outbox starts.
+            writer = self.__dict__.get("_writer")
+            if writer is not None:
+                writer.close()
+            aside = self.path.with_name(f"{self.path.name}.bad-{time.strftime('%Y%m%d-%H%M%S')}")
+            self.path.rename(aside)
+            log.warning("%s: not an outbox (%s); moved to %s, starting a new one", self.path, exc, aside)
+            self._open()
+
+    def _open(self) -> None:
         self._writer = self._connect()
         # NORMAL sync in WAL mode survives a process crash (the OS has the pages), which
         # is what kill -9 is; only a power cut can lose the last commits.

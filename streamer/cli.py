@@ -352,6 +352,10 @@ def cmd_sample(args: argparse.Namespace) -> int:
     from streamer.synthetic import demo_objects, write_mot, write_video
 
     out = Path(args.out)
+    if args.frames < 1:
+        raise ConfigError(f"--frames: {args.frames} writes no video; give 1 or more")
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out: {out} is a file; give a folder (the sample and its detections go into it)")
     out.mkdir(parents=True, exist_ok=True)
     truth = write_video(out / "sample.mp4", demo_objects(), args.frames, (360, 640), 25)
     write_mot(out / "sample-det.txt", truth)
@@ -399,6 +403,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         # command-line tools do; what else was written is closed and valid.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141
+    except OSError as exc:  # an output that cannot be written: a read-only folder, a directory, a full disk
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"streamer: error: {where}{exc.strerror or exc}; check the output paths and their folders",
+              file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

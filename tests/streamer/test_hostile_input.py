@@ -193,3 +193,55 @@ def test_the_mot_detector_applies_classes_and_max_det(tmp_path):
     (best,) = MotDetector(det, max_det=2)(frame)
     assert best.confidence.tolist() == pytest.approx([0.9, 0.7]) and best.xyxy[:, 0].tolist() == [10, 30]
     assert len(MotDetector(det, classes=[2])(frame)[0]) == 0 and len(MotDetector(det, classes=[0])(frame)[0]) == 4
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--events", "{ro}/e.jsonl"], "{ro}"),
+    (["--mot", "{ro}/t.txt"], "{ro}"),
+    (["--out-video", "{ro}/v.mp4"], "{ro}"),
+    (["--events", "{dir}"], "Is a directory"),
+    (["--mot", "/dev/full"], "No space left on device"),
+])
+def test_outputs_that_cannot_be_written_are_one_line_errors(args, message, tmp_path, capsys, monkeypatch):
+    if os.geteuid() == 0 and "{ro}" in " ".join(args):
+        ro = "/proc/streamer-test"  # root writes anywhere else; nothing can be created under /proc
+    else:
+        ro = str(tmp_path / "ro")
+        os.mkdir(ro, 0o555)
+    monkeypatch.chdir(tmp_path)
+    clip, det, _ = clip_with_detections(tmp_path, OBJECTS, 10, name="clip.mp4")
+    (tmp_path / "adir").mkdir()
+    argv = [a.replace("{ro}", ro).replace("{dir}", "adir") for a in args]
+    rc = main(["run", "clip.mp4", "--detector", "mot", "--detections", det.name, "--no-progress", *argv])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc in (1, 2) and err[-1].startswith("streamer: ") and message.replace("{ro}", ro) in err[-1], err
+    assert "Traceback" not in "\n".join(err)
+
+
+def test_an_outbox_that_is_not_one_is_moved_aside(tmp_path, caplog):
+    from sinks.outbox import Outbox
+
+    for name, bad in (("garbage.sqlite3", b"not a database, " * 100), ("folder.sqlite3", None)):
+        path = tmp_path / name
+        if bad is None:
+            path.mkdir()
+        else:
+            path.write_bytes(bad)
+        box = Outbox(path)
+        box.append([("k", "{}")])
+        assert len(box) == 1
+        box.close()
+        (aside,) = [p for p in tmp_path.iterdir() if p.name.startswith(f"{name}.bad-")]
+        assert bad is None or aside.read_bytes() == bad
+    assert "not an outbox" in caplog.text
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--frames", "0"], "--frames: 0 writes no video"),
+    (["--out", "afile"], "--out: afile is a file; give a folder"),
+])
+def test_sample_refuses_what_it_cannot_do(args, message, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "afile").write_text("keep me")
+    assert main(["sample", *args]) == 2 and message in capsys.readouterr().err
+    assert (tmp_path / "afile").read_text() == "keep me"
