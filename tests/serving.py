@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import json
 import re
 import signal
@@ -34,6 +35,7 @@ class Serve:
         if token:
             argv += ["--token", token]
         self.proc = subprocess.Popen(argv, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        atexit.register(self._kill)  # a test that fails midway leaves no service running
         self.url = f"http://127.0.0.1:{self.port}"
         deadline = time.monotonic() + 60
         while True:
@@ -67,6 +69,11 @@ class Serve:
             if time.monotonic() > deadline:
                 raise AssertionError(f"streams not {state} after {timeout}s: {streams}")
             time.sleep(0.2)
+
+    def _kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
 
     def stop(self, sig: int = signal.SIGTERM) -> tuple[int, str, str]:
         self.proc.send_signal(sig)
