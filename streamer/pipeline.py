@@ -689,10 +689,10 @@ class Pipeline:
             }
             self.windows.setdefault(sid, deque(maxlen=10_000)).append(record)
             marks[st] = (now, s.frames, dropped, s.latency.copy())
-        for gone in [st for st in marks if self.streams.get(st.id) is not st]:
-            del marks[gone]
             if st.source.live and self.config.stats_interval:
                 _log_window(st.source.label, record, max(now - t_prev, 1e-9))
+        for gone in [st for st in marks if self.streams.get(st.id) is not st]:
+            del marks[gone]
 
 
 def _offer(handoff: queue.Queue[_Pair], pair: _Pair) -> bool:

@@ -177,3 +177,12 @@ def test_a_camera_that_is_down_is_not_stuck(tmp_path):
     pipeline.stop()
     thread.join(20)
     assert seen == [{}] * 15
+
+
+def test_a_live_source_logs_a_status_line_every_interval(caplog):
+    cfg = load_config(None, {"source": {"uri": "lavfi:testsrc2=size=160x120:rate=25", "id": "cam"},
+                             "progress": False, "stats_interval": 0.5, "duration": 2.2})
+    with caplog.at_level("INFO", logger="streamer.pipeline"):
+        Pipeline(cfg, detector=BlobDetector()).run()
+    lines = [r.getMessage() for r in caplog.records if "frames/s processed" in r.getMessage()]
+    assert len(lines) >= 3 and all(line.startswith("lavfi:testsrc2") for line in lines), lines
