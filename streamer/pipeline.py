@@ -469,10 +469,11 @@ class Pipeline:
                 todo = [f for f in batch if isinstance(f, Frame) and f.detect]
                 results: list[Detections] = []
                 if todo:
-                    self.busy["inference"] = time.monotonic()
-                    with self.times.time("detect", len(todo)):
-                        results = self.detector(todo)
-                    seconds = time.monotonic() - self.busy.pop("inference")
+                    started = self.busy["inference"] = time.monotonic()  # the watchdog reads it meanwhile
+                    results = self.detector(todo)
+                    seconds = time.monotonic() - started
+                    del self.busy["inference"]
+                    self.times.add("detect", seconds, len(todo))  # one clock for the stage and the histogram
                     self.batch_seconds.add(seconds)
                     self.batch_sizes[len(todo)] = self.batch_sizes.get(len(todo), 0) + 1
                 found = iter(results)
