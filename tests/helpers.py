@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
@@ -56,6 +57,21 @@ def video_images(path, n: int) -> list:
             if len(out) == n:
                 break
     return out
+
+
+@contextlib.contextmanager
+def http_server(handler):
+    """A real HTTP server on a free local port, serving ``handler`` on a thread; yields its URL."""
+    import http.server
+    import threading
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 def binary(name: str, package: str | None = None) -> str:

@@ -15,7 +15,7 @@ import av
 import jsonschema
 import numpy as np
 import pytest
-from helpers import REPO, BlobDetector, run_in_thread, wait_for
+from helpers import REPO, BlobDetector, http_server, run_in_thread, wait_for
 
 from sinks.clips import ClipSink, apply_retention
 from sinks.events import SCHEMA_FILE
@@ -499,7 +499,6 @@ def test_a_codec_mp4_does_not_take_is_remuxed_into_matroska(data, tmp_path):
 def test_network_sinks_carry_the_evidence(tmp_path):
     """A webhook receives the same events as the JSONL file, clip fields and clip_ready included."""
     import http.server
-    import threading
 
     posted: list[dict] = []
 
@@ -512,17 +511,13 @@ def test_network_sinks_carry_the_evidence(tmp_path):
         def log_message(self, *args):
             pass
 
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
+    with http_server(Receiver) as url:
         video, det = scene(tmp_path, WALKER, 150, gop=25)
         events = run(tmp_path, video, det, {"pre": 1.0, "post": 1.0}, output={
             "events": str(tmp_path / "events.jsonl"), "outbox": str(tmp_path / "outbox"),
             "clips": {"folder": str(tmp_path / "clips"), "pre": 1.0, "post": 1.0},
             "snapshots": {"folder": str(tmp_path / "snaps")},
-            "event_sinks": [{"type": "webhook", "url": f"http://127.0.0.1:{server.server_port}/e"}]})
-    finally:
-        server.shutdown()
+            "event_sinks": [{"type": "webhook", "url": f"{url}/e"}]})
     assert posted == events
     assert [e["type"] for e in posted if "clip" in e] == ["line_crossed", "clip_ready"]
     assert [e["type"] for e in posted if "snapshot" in e] == ["line_crossed", "track_ended"]

@@ -9,7 +9,6 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -18,7 +17,7 @@ import paho.mqtt.client as mqtt
 import pytest
 import redis
 
-from helpers import clip_with_detections
+from helpers import clip_with_detections, http_server
 
 from sinks.outbox import Outbox
 from streamer.cli import main
@@ -157,17 +156,13 @@ class FlakyHandler(http.server.BaseHTTPRequestHandler):
 
 def test_webhook_retries_and_batches(tmp_path):
     FlakyHandler.failures_left, FlakyHandler.batches = 2, []
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), FlakyHandler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
+    with http_server(FlakyHandler) as url:
         video, det = busy_video(tmp_path, 120)
         cfg = tmp_path / "c.yaml"
         cfg.write_text(f"output:\n  outbox: {tmp_path / 'ob'}\n  event_sinks:\n    - type: webhook\n"
-                       f"      url: http://127.0.0.1:{server.server_port}/events\n      batch: 7\n")
+                       f"      url: {url}/events\n      batch: 7\n")
         assert main(["run", str(video), "--config", str(cfg), "--detector", "mot", "--detections", str(det),
                      "--no-progress", "--events", str(tmp_path / "e.jsonl")]) == 0
-    finally:
-        server.shutdown()
     got = [e["id"] for batch in FlakyHandler.batches for e in batch]
     assert got == jsonl_ids(tmp_path / "e.jsonl")
     assert max(len(b) for b in FlakyHandler.batches) <= 7
@@ -307,15 +302,11 @@ class AuthHandler(http.server.BaseHTTPRequestHandler):
 
 def test_webhook_credentials_in_the_url_are_basic_auth(tmp_path):
     AuthHandler.seen, AuthHandler.batches = [], []
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), AuthHandler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
+    with http_server(AuthHandler) as url:
         video, det = busy_video(tmp_path, 60)
-        url = f"http://user:p%40ss@127.0.0.1:{server.server_port}/events"
+        hook = url.replace("http://", "http://user:p%40ss@") + "/events"
         assert main(["run", str(video), "--detector", "mot", "--detections", str(det), "--no-progress",
-                     "--events", str(tmp_path / "e.jsonl"), "--webhook", url]) == 0
-    finally:
-        server.shutdown()
+                     "--events", str(tmp_path / "e.jsonl"), "--webhook", hook]) == 0
     assert set(AuthHandler.seen) == {"Basic dXNlcjpwQHNz"}
     assert [e["id"] for batch in AuthHandler.batches for e in batch] == jsonl_ids(tmp_path / "e.jsonl")
 
@@ -373,16 +364,12 @@ def test_a_refused_event_is_set_aside_and_delivery_goes_on(tmp_path, capsys):
     expected = jsonl_ids(tmp_path / "e.jsonl")
     capsys.readouterr()
     PoisonHandler.poison, PoisonHandler.accepted, PoisonHandler.requests = expected[5], [], 0
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), PoisonHandler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
+    with http_server(PoisonHandler) as url:
         cfg = tmp_path / "c.yaml"
         cfg.write_text(f"output:\n  outbox: {tmp_path / 'ob'}\n  event_sinks:\n    - type: webhook\n"
-                       f"      url: http://127.0.0.1:{server.server_port}/events\n      batch: 8\n")
+                       f"      url: {url}/events\n      batch: 8\n")
         assert main(["run", str(video), "--config", str(cfg), "--detector", "mot", "--detections", str(det),
                      "--no-progress", "--events", str(tmp_path / "e2.jsonl")]) == 0
-    finally:
-        server.shutdown()
     assert PoisonHandler.accepted == [i for i in expected if i != expected[5]]  # the rest, once, in order
     out = capsys.readouterr().out
     assert f"{len(expected) - 1} delivered, 0 waiting, 1 refused for good" in out
