@@ -11,7 +11,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, get_args
 
-from streamer.config import DETECTOR_VARIANTS, EVENT_SINK_VARIANTS, TRACKER_VARIANTS, SourceConfig, names
+from streamer.config import (
+    DETECTOR_VARIANTS,
+    EVENT_SINK_VARIANTS,
+    TRACKER_VARIANTS,
+    SourceConfig,
+    YoloConfig,
+    names,
+)
 from streamer.decode import HWACCELS
 from streamer.errors import ConfigError, StreamerError
 from streamer.paths import check_overwrites
@@ -78,7 +85,7 @@ def _job_flags(p: argparse.ArgumentParser) -> None:
                    help="hardware decoding (default none; falls back to software with a warning)")
 
 
-_BACKENDS = ("auto", "torch", "onnxruntime", "openvino", "tensorrt")
+_BACKENDS = get_args(YoloConfig.model_fields["backend"].annotation)  # written once, in the config
 
 
 def _export_parser(sub: Any) -> None:
