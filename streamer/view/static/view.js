@@ -1,5 +1,5 @@
 // The live view: one tile per stream, its video over WebRTC (one POST per viewer, the
-// WHEP shape), its state and figures from /api/streams every second. No build step, no
+// WHEP shape), its state and figures from /api/streams twice a second. No build step, no
 // CDN: this file is served by streamer itself.
 "use strict";
 
@@ -145,4 +145,4 @@ window.addEventListener("pagehide", () => { for (const tile of tiles.values()) h
 
 takeTokenFromHash();
 refresh();
-setInterval(refresh, 1000);
+setInterval(refresh, 500);  // a camera that goes down shows so within half a second
