@@ -108,8 +108,8 @@ def view_routes(hub: ViewHub, peers: Peers, known: Callable[[str], bool], token:
         check(request, media=True)
         if not known(sid):
             return unknown(sid)
-        return StreamingResponse(_mjpeg(hub, sid, request), media_type=f"multipart/x-mixed-replace; boundary={_BOUNDARY}",
-                                 headers={"Cache-Control": "no-store"})
+        return StreamingResponse(_mjpeg(hub, sid, request), headers={"Cache-Control": "no-store"},
+                                 media_type=f"multipart/x-mixed-replace; boundary={_BOUNDARY}")
 
     return router
 
