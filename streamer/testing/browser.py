@@ -35,7 +35,8 @@ def chromium(width: int = 1280, height: int = 900) -> Any:
     options = webdriver.ChromeOptions()
     options.binary_location = _BINARIES[0]
     for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage",
-                "--autoplay-policy=no-user-gesture-required", f"--window-size={width},{height}", "--mute-audio", "--disable-background-timer-throttling",
+                "--autoplay-policy=no-user-gesture-required", f"--window-size={width},{height}", "--mute-audio",
+                "--disable-background-timer-throttling",
                 "--disable-renderer-backgrounding", "--disable-backgrounding-occluded-windows"):
         options.add_argument(arg)
     return webdriver.Chrome(service=Service(_BINARIES[1]), options=options)
