@@ -28,7 +28,7 @@ from streamer.pipeline import Pipeline, Stream
 from streamer.protocols import Detector
 from streamer.service.store import StreamStore
 from streamer.urls import redact
-from streamer.view.feed import ViewHub
+from streamer.view.feed import Feed, ViewHub
 from streamer.view.webrtc import Peers
 
 log = logging.getLogger(__name__)
@@ -62,6 +62,8 @@ class StreamView:
     source: dict[str, Any]  # its source section as running, defaults left out (URI redacted)
     counts: dict[str, dict[str, int]] | None = None  # per line and zone, as drawn on the live view
     viewers: int = 0  # live view: WebRTC and MJPEG viewers now
+    view_latency_p50: float | None = None  # capture to the view's encoder, seconds, since the start
+    view_latency_p99: float | None = None
 
 
 class _Recent:
@@ -233,8 +235,7 @@ class Service:
         feed = self.hub.get(sid) if self.hub is not None else None
         return StreamView(sid, redact(cfg.uri or ""), stream.source.live, stream.state, round(fps, 2),
                           round(drop_rate, 4), p50, p99, s.frames, stream.decoded, stream.buffer.dropped,
-                          len(s.reconnects), error, analytics, section, feed.counts() if feed else None,
-                          feed.viewers() if feed else 0)
+                          len(s.reconnects), error, analytics, section, *_view_figures(feed))
 
     def views(self) -> list[StreamView]:
         ids = list(self.desired)  # no lock: a change that waits on a slow camera must not block reads
@@ -293,6 +294,13 @@ class Service:
     def stop(self) -> None:
         """Ends the run cleanly (safe in a signal handler)."""
         self.pipeline.stop()
+
+
+def _view_figures(feed: Feed | None) -> tuple:
+    """A stream's live-view fields of :class:`StreamView`."""
+    if feed is None:
+        return None, 0, None, None
+    return feed.counts(), feed.viewers(), feed.latency.quantile(0.5), feed.latency.quantile(0.99)
 
 
 def _checked_id(sid: str, where: str) -> str:

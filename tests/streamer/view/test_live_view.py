@@ -124,6 +124,12 @@ def test_a_camera_that_goes_down_shows_so_and_plays_again_without_a_reload(tmp_p
         assert shown <= 2 + 1, f"down shown {shown:.1f}s after the camera went (timeout 2 s)"
         reason = driver.find_element("css selector", '.tile[data-stream="cam"] .reason').text
         assert reason, "the tile says why it is down"
+        down = playback(driver, "cam")
+        time.sleep(2.5)
+        assert playback(driver, "cam")["frames"] > down["frames"]  # a still says so, once a second
+        video = driver.find_element("css selector", '.tile[data-stream="cam"] video')
+        still = cv2.imdecode(np.frombuffer(video.screenshot_as_png, np.uint8), cv2.IMREAD_GRAYSCALE)
+        assert abs(np.median(still) - 48) <= 6  # the still's grey, not the camera's last picture
         server.start()
         _wait(lambda: playback(driver, "cam")["state"] == "up", 20, "up again")
         before = playback(driver, "cam")
