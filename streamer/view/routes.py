@@ -39,6 +39,13 @@ def view_routes(hub: ViewHub, peers: Peers, known: Callable[[str], bool], token:
                 unauthorized: type[Exception]) -> APIRouter:
     """The view's routes; ``known(sid)``: whether a stream of that id is in the set."""
     router = APIRouter()
+    router.include_router(_page_routes())
+    router.include_router(_media_routes(hub, peers, known, _checker(token, unauthorized)))
+    return router
+
+
+def _checker(token: str | None, unauthorized: type[Exception]) -> Callable[..., None]:
+    """The token check: the header, or for media also ``?token=``."""
     expected = token.encode() if token else None
 
     def check(request: Request, media: bool = False) -> None:
@@ -51,11 +58,19 @@ def view_routes(hub: ViewHub, peers: Peers, known: Callable[[str], bool], token:
             return
         raise unauthorized
 
-    def unknown(sid: str) -> JSONResponse:
-        return JSONResponse({"error": f"no stream {sid[:80]!r}; GET /api/streams lists them"}, status_code=404)
+    return check
+
+
+def _unknown(sid: str) -> JSONResponse:
+    return JSONResponse({"error": f"no stream {sid[:80]!r}; GET /api/streams lists them"}, status_code=404)
+
+
+def _page_routes() -> APIRouter:
+    """The page and its files: open, as they hold no data (every figure comes from the API)."""
+    router = APIRouter()
 
     @router.get("/")
-    def page() -> Response:  # the page holds no data: every figure comes from the API, with the token
+    def page() -> Response:
         return Response(_static("index.html"), media_type=_STATIC["index.html"])
 
     @router.get("/favicon.ico")
@@ -68,6 +83,12 @@ def view_routes(hub: ViewHub, peers: Peers, known: Callable[[str], bool], token:
             return Response(status_code=404)
         return Response(_static(name), media_type=_STATIC[name], headers={"Cache-Control": "no-cache"})
 
+    return router
+
+
+def _media_routes(hub: ViewHub, peers: Peers, known: Callable[[str], bool], check: Callable[..., None]) -> APIRouter:
+    router = APIRouter()
+
     @router.get("/api/view")
     def settings(request: Request) -> Any:
         check(request)
@@ -79,7 +100,7 @@ def view_routes(hub: ViewHub, peers: Peers, known: Callable[[str], bool], token:
     async def offer(sid: str, request: Request) -> Response:
         check(request)
         if not known(sid):
-            return unknown(sid)
+            return _unknown(sid)
         sdp = _offer_sdp(await request.body(), request.headers.get("content-type", ""))
         answer, session = await peers.answer(hub.feed(sid), sdp)
         return Response(answer, status_code=201, media_type="application/sdp",
@@ -95,11 +116,10 @@ def view_routes(hub: ViewHub, peers: Peers, known: Callable[[str], bool], token:
     @router.get("/api/streams/{sid}/snapshot.jpg")
     def snapshot(sid: str, request: Request) -> Response:
         check(request, media=True)
-        feed = hub.get(sid) if known(sid) else None
-        if feed is None:
-            return unknown(sid)
-        image, state = feed.snapshot()
-        ok, jpeg = cv2.imencode(".jpg", image[:, :, ::-1], [cv2.IMWRITE_JPEG_QUALITY, hub.config.jpeg_quality])
+        if not known(sid):
+            return _unknown(sid)
+        image, state = hub.feed(sid).snapshot()  # a stream with no frame yet: a still saying so
+        _, jpeg = cv2.imencode(".jpg", image[:, :, ::-1], [cv2.IMWRITE_JPEG_QUALITY, hub.config.jpeg_quality])
         return Response(jpeg.tobytes(), media_type="image/jpeg",
                         headers={"X-Stream-State": state, "Cache-Control": "no-store"})
 
@@ -107,7 +127,7 @@ def view_routes(hub: ViewHub, peers: Peers, known: Callable[[str], bool], token:
     async def mjpeg(sid: str, request: Request) -> Response:
         check(request, media=True)
         if not known(sid):
-            return unknown(sid)
+            return _unknown(sid)
         return StreamingResponse(_mjpeg(hub, sid, request), headers={"Cache-Control": "no-store"},
                                  media_type=f"multipart/x-mixed-replace; boundary={_BOUNDARY}")
 
