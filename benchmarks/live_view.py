@@ -17,7 +17,14 @@ browser each, so one can be frozen), watching over WebRTC at the view's defaults
 The view's latency, capture to the moment a frame is handed to the encoder, is the
 service's ``view_latency`` p50/p99 over the whole run.
 
-    python benchmarks/live_view.py [--seconds 20] [--repeat 2] [--imgsz 320]
+``glass``: glass to glass in Chromium. A ``lavfi:`` camera burns its frame number into
+each frame as 12 white-or-black squares; the page's ``requestVideoFrameCallback`` reads
+them back from every frame it presents, with the time it is shown (the same clock as the
+service's: one machine). A frame's capture time is its pts plus the offset of the
+stream's events (``wall_time - pts``, the pacing clock of a live source). Figure: shown
+minus captured, p50/p99, with no detector load (MOT replay detector).
+
+    python benchmarks/live_view.py [--part cost|glass] [--seconds 20] [--repeat 2] [--imgsz 320]
 """
 
 from __future__ import annotations
@@ -42,13 +49,26 @@ from streamer.testing.browser import browser_available, chromium, playback, wait
 CAMERA = "lavfi:testsrc2=size=1280x720:rate=25"
 
 
+BITS = 12
+COUNTER = "color=c=black:s=1280x720:r=25," + ",".join(
+    f"drawbox=x={40 + k * 100}:y=600:w=60:h=60:color=white:t=fill:enable='gte(mod(n,{2 ** (k + 1)}),{2 ** k})'"
+    for k in range(BITS))
+
+
 class Served:
-    def __init__(self, folder: Path, imgsz: int) -> None:
+    def __init__(self, folder: Path, imgsz: int | None, camera: str = CAMERA) -> None:
         config = folder / "serve.yaml"
+        detector: dict = {"name": "yolo", "weights": "yolov8n.yaml", "imgsz": imgsz}
+        if imgsz is None:  # MOT replay: one box sweeping the top of the frame (events for the clock offset)
+            with open(folder / "dets.txt", "w") as f:
+                for i in range(1, 20_000):
+                    f.write(f"{i},-1,{10 + (i * 4) % 1100},100,60,90,0.9,-1,-1,-1\n")
+            detector = {"name": "mot", "detections": str(folder / "dets.txt")}
         config.write_text(json.dumps({
-            "detector": {"name": "yolo", "weights": "yolov8n.yaml", "imgsz": imgsz},
-            "sources": [{"id": "cam", "uri": CAMERA}],
-            "analytics": {"lines": [{"name": "door", "points": [[640, 0], [640, 720]]}]},
+            "detector": detector,
+            "sources": [{"id": "cam", "uri": camera}],
+            "analytics": {"lines": [{"name": "door", "points": [[640, 0], [640, 500]]}]},
+            "output": {"events": str(folder / "events.jsonl")},
             "stats_interval": 0,
         }))
         self.port = free_port()
@@ -149,15 +169,75 @@ def _frozen_phase(served: Served, seconds: float) -> dict:
         _quit(drivers)
 
 
+_READ_COUNTER = """
+const v = document.querySelector('.tile[data-stream="cam"] video');
+window.shown = [];
+const canvas = document.createElement("canvas");
+canvas.width = v.videoWidth; canvas.height = v.videoHeight;
+const ctx = canvas.getContext("2d", {willReadFrequently: true});
+const s = canvas.width / 1280;
+const read = (now, meta) => {
+  ctx.drawImage(v, 0, 0, canvas.width, canvas.height);
+  let n = 0;
+  for (let k = 0; k < BITS; k++) {
+    const px = ctx.getImageData(Math.round((70 + k * 100) * s), Math.round(630 * s), 1, 1).data;
+    if (px[0] > 128) n |= 1 << k;
+  }
+  window.shown.push([n, (performance.timeOrigin + meta.expectedDisplayTime) / 1000]);
+  v.requestVideoFrameCallback(read);
+};
+v.requestVideoFrameCallback(read);
+""".replace("BITS", str(BITS))
+
+
+def glass(seconds: float) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        served = Served(Path(tmp), None, COUNTER)
+        try:
+            driver = chromium(1100, 800)
+            try:
+                driver.get(served.url + "/")
+                wait_playing(driver, "cam", 60)
+                time.sleep(1.0)
+                driver.execute_script(_READ_COUNTER)
+                time.sleep(seconds)
+                shown = driver.execute_script("return window.shown")
+            finally:
+                driver.quit()
+            view = served.stream()
+        finally:
+            served.stop()
+        events = [json.loads(line) for line in (Path(tmp) / "events.jsonl").read_text().splitlines()]
+    offsets = [e["wall_time"] - e["pts"] for e in events if e.get("wall_time") is not None]
+    offset = statistics.median(offsets)
+    wrap = 2 ** BITS
+    delays = []
+    for n, at in shown:
+        pts = n / 25
+        pts += round((at - offset - pts) / (wrap / 25) - 0.5) * (wrap / 25)  # the counter wraps every 164 s
+        delays.append(at - (offset + pts))
+    delays.sort()
+    q = lambda f: delays[min(len(delays) - 1, int(f * len(delays)))]  # noqa: E731
+    print(f"# glass to glass in Chromium: {len(delays)} frames shown over {seconds:.0f} s, "
+          f"capture clock offset from {len(offsets)} events (spread {max(offsets) - min(offsets):.4f} s)")
+    print(f"capture to shown: p50 {q(0.5) * 1000:.0f} ms, p99 {q(0.99) * 1000:.0f} ms, max {delays[-1] * 1000:.0f} ms; "
+          f"of which capture to the view's encoder p50 {view['view_latency_p50'] * 1000:.1f} ms")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--repeat", type=int, default=2)
     parser.add_argument("--imgsz", type=int, default=320)
+    parser.add_argument("--part", choices=("cost", "glass", "all"), default="all")
     args = parser.parse_args()
     missing = browser_available()
     if missing:
         raise SystemExit(missing)
+    if args.part in ("glass", "all"):
+        glass(args.seconds)
+    if args.part == "glass":
+        return
     with tempfile.TemporaryDirectory() as tmp:
         served = Served(Path(tmp), args.imgsz)
         try:
