@@ -192,7 +192,7 @@ v.requestVideoFrameCallback(read);
 
 def glass(seconds: float) -> None:
     with tempfile.TemporaryDirectory() as tmp:
-        served = Served(Path(tmp), None, COUNTER)
+        served = Served(Path(tmp), None, "lavfi:" + COUNTER)
         try:
             driver = chromium(1100, 800)
             try:

@@ -108,7 +108,8 @@ class Overlay:
 
         def scale(c: Any) -> np.ndarray:
             pts = np.asarray(c.points, np.float64)
-            return (pts * [w, h] if c.normalized else pts).round().astype(np.int32)
+            pts = pts * [w, h] if c.normalized else pts
+            return np.clip(pts, -(1 << 20), 1 << 20).round().astype(np.int32)  # cv2 draws int32; far out is off
 
         self._lines = [(c.name, scale(c), {"in": 0, "out": 0}) for c in (config.lines if config else ())]
         self._zones = [(c.name, scale(c), set()) for c in (config.zones if config else ())]

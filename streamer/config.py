@@ -714,6 +714,8 @@ class ViewConfig(_Section):
     fps: float = Field(15.0, gt=0, le=60, description="frames/s sent to viewers at most")
     bitrate: int = Field(1_500_000, ge=50_000, le=50_000_000, description="bits/s of the WebRTC video")
     jpeg_quality: int = Field(80, ge=10, le=100, description="of the MJPEG stream and the snapshots")
+    max_viewers: int = Field(16, ge=1, le=1000, description="WebRTC viewers of one stream at most (64 in all, or "
+                                                            "this if more)")
     ice_servers: list[IceServerConfig] = Field(default_factory=list, description="STUN/TURN servers for WebRTC "
                                                                                  "(none: same network only)")
 

@@ -113,7 +113,8 @@ class Service:
         self.peers: Peers | None = None
         if config.view.enabled:  # the live view: one feed per stream, fed by a sink of its own
             self.hub = ViewHub(config.view, lambda: self.pipeline.detector.names)
-            self.peers = Peers(config.view.ice_servers)
+            v = config.view
+            self.peers = Peers(v.ice_servers, max_per_stream=v.max_viewers, max_peers=max(64, v.max_viewers))
         trail = config.output.trail
         self.pipeline = Pipeline(self.config, detector, until_stopped=True,
                                  stream_sinks=(lambda sid, a: self.hub.sinks(sid, a, trail)) if self.hub else None)

@@ -77,6 +77,7 @@ class Feed:
         self.sid = sid
         self.config = config
         self._names = names
+        self.on_idle: Callable[[Feed], None] | None = None  # told when a gone feed's last viewer leaves
         self._cond = threading.Condition()
         self._latest: _Latest | None = None
         self._overlay: Overlay | None = None
@@ -85,7 +86,12 @@ class Feed:
         self._subs: list[Subscription] = []
         self._thread: threading.Thread | None = None
         self._keyframe = False
+        self._keyframe_asked = 0.0  # when a viewer last asked for one (asks are heeded twice a second at most)
+        self._last_key = 0.0  # when the last keyframe was encoded
+        self._clock: tuple[float, int] = (time.monotonic(), -1)  # the encoders' clock start and last pts
         self.size: tuple[int, int] | None = None  # (height, width) of the view, once a frame came
+        self._source_shape: tuple[int, int] | None = None
+        self.gone = False  # its stream was deleted: the hub forgets it once nobody watches
         # figures, for /metrics and the benchmark
         self.rendered = 0
         self.encoded = 0  # H.264 frames
@@ -96,11 +102,15 @@ class Feed:
     # ---- the producer side (the processing thread, through ViewSink)
 
     def attach(self, overlay: Overlay) -> None:
+        """The sink of the stream's current instance (a replaced one's is ignored from now on)."""
         with self._cond:
             self._overlay = overlay
+            self.gone = False
 
     def offer(self, frame: Frame, tracks: Detections, events: list[Event], overlay: Overlay) -> None:
         with self._cond:
+            if overlay is not self._overlay:  # the stream replaced by a PUT, still finishing
+                return
             overlay.update(frame.image.shape[:2], tracks, events)
             self._seq += 1
             self._latest = _Latest(frame.image, tracks, frame.captured_at, self._seq)
@@ -116,9 +126,14 @@ class Feed:
         with self._cond:
             overlay.set_analytics(analytics)
 
-    def set_state(self, state: str, reason: str = "") -> None:
+    def set_state(self, state: str, reason: str = "", overlay: Overlay | None = None) -> None:
+        """``overlay``: of the sink that says so (None: the hub); a replaced stream's is ignored."""
         with self._cond:
+            if overlay is not None and overlay is not self._overlay:
+                return
             self.state, self.reason = state, reason
+            if state == "removed":
+                self._latest = None  # a deleted stream holds no picture
             self._cond.notify_all()
 
     # ---- viewers
@@ -141,10 +156,17 @@ class Feed:
             if sub in self._subs:
                 self._subs.remove(sub)
             self._cond.notify_all()
+            idle = self.gone and not self._subs
+        if idle and self.on_idle is not None:
+            self.on_idle(self)
 
     def request_keyframe(self) -> None:
+        """A viewer needs a keyframe (it fell behind): heeded twice a second at most, so a
+        dead viewer cannot make every other viewer's stream all keyframes."""
         with self._cond:
-            self._keyframe = True
+            now = time.monotonic()
+            if now - self._keyframe_asked >= 0.5:
+                self._keyframe_asked, self._keyframe = now, True
 
     def viewers(self, kind: str | None = None) -> int:
         with self._cond:
@@ -171,8 +193,8 @@ class Feed:
         if latest is None or state != "up":
             return self._still(state, reason)
         h, w = latest.image.shape[:2]
-        if self.size is None:
-            self.size = output_size(h, w, self.config.max_width)
+        if self._source_shape != (h, w):  # the first frame, or a camera back at another size
+            self._source_shape, self.size = (h, w), output_size(h, w, self.config.max_width)
         drawn = draw(latest.image, latest.tracks, self._names(), scene)
         oh, ow = self.size
         if (h, w) != (oh, ow):
@@ -198,35 +220,36 @@ class Feed:
         encoder: _H264 | None = None
         last_seq, next_due, still_at = -1, 0.0, 0.0
         period = 1.0 / self.config.fps
-        try:
-            while True:
-                with self._cond:
-                    if not self._subs:
-                        return
-                    self._cond.wait(timeout=min(period, _STILL_EVERY))
-                    if not self._subs:
-                        return
-                    now = time.monotonic()
-                    fresh = self._latest is not None and self._latest.seq != last_seq and self.state == "up"
-                    still = self.state != "up" and now - still_at >= _STILL_EVERY
-                    if now < next_due or not (fresh or still):
-                        continue
-                    latest, scene, state, reason = self._take()
-                    subs, keyframe, self._keyframe = list(self._subs), self._keyframe, False
-                # on a grid of 1/fps (not 1/fps after the last one: a 25 frames/s source then gives 15,
-                # not 12.5), never more than one period behind (no burst after a stall)
-                next_due = max(next_due + period, now - period)
-                if fresh and latest is not None:
-                    last_seq = latest.seq
-                else:
-                    still_at = now
-                encoder = self._render(latest, scene, state, reason, subs, keyframe, encoder)
-        except Exception:  # a viewer's picture must never take the service down
-            log.exception("%s: live view", self.sid)
-        finally:
+        while True:
             with self._cond:
-                if self._thread is threading.current_thread():
+                if not self._subs:  # decided and cleared under the lock: a new viewer starts a new thread
                     self._thread = None
+                    return
+                self._cond.wait(timeout=min(period, _STILL_EVERY))
+                if not self._subs:
+                    self._thread = None
+                    return
+                now = time.monotonic()
+                fresh = self._latest is not None and self._latest.seq != last_seq and self.state == "up"
+                still = self.state != "up" and now - still_at >= _STILL_EVERY
+                if now < next_due or not (fresh or still):
+                    continue
+                latest, scene, state, reason = self._take()
+                # a keyframe when asked (a new viewer, one that fell behind) and every second
+                keyframe = self._keyframe or now - self._last_key >= 1.0
+                subs, self._keyframe = list(self._subs), False
+            # on a grid of 1/fps (not 1/fps after the last one: a 25 frames/s source then gives 15,
+            # not 12.5), never more than one period behind (no burst after a stall)
+            next_due = max(next_due + period, now - period)
+            if fresh and latest is not None:
+                last_seq = latest.seq
+            else:
+                still_at = now
+            try:
+                encoder = self._render(latest, scene, state, reason, subs, keyframe, encoder)
+            except Exception:  # one bad picture must neither end the view nor take the service down
+                log.exception("%s: live view", self.sid)
+                encoder = None
 
     def _render(self, latest: _Latest | None, scene: Scene | None, state: str, reason: str,
                 subs: list[Subscription], keyframe: bool, encoder: _H264 | None) -> _H264 | None:
@@ -237,8 +260,12 @@ class Feed:
         self.rendered += 1
         if any(s.kind == "h264" for s in subs):
             if encoder is None or encoder.size != image.shape[:2]:
-                encoder = _H264(image.shape[:2], self.config.fps, self.config.bitrate)
-            for packet in encoder.encode(image, keyframe):
+                encoder, keyframe = _H264(image.shape[:2], self.config.fps, self.config.bitrate, self._clock), True
+            if keyframe:
+                self._last_key = time.monotonic()
+            packets = encoder.encode(image, keyframe)
+            self._clock = encoder.clock
+            for packet in packets:
                 for s in subs:
                     if s.kind == "h264":
                         s.deliver(packet)
@@ -257,10 +284,12 @@ class Feed:
 
 class _H264:
     """One H.264 encoder for a feed: Baseline profile (what every WebRTC peer decodes),
-    no B-frames, no lookahead, a keyframe every second with its SPS/PPS repeated (a viewer
-    that joins or fell behind starts there), timestamps from the wall clock at 90 kHz."""
+    no B-frames, no lookahead, keyframes when the feed asks (every second, and for a viewer
+    that joins or fell behind) with their SPS/PPS repeated, timestamps at 90 kHz from the
+    feed's clock (``clock``: its start and the last pts), so that a rebuilt encoder (a new
+    size) goes on where the last one stopped."""
 
-    def __init__(self, size: tuple[int, int], fps: float, bitrate: int) -> None:
+    def __init__(self, size: tuple[int, int], fps: float, bitrate: int, clock: tuple[float, int]) -> None:
         self.size = size
         self.codec = av.CodecContext.create("libx264", "w")
         self.codec.height, self.codec.width = size
@@ -269,16 +298,17 @@ class _H264:
         self.codec.framerate = Fraction(fps).limit_denominator(1000)
         self.codec.bit_rate = bitrate
         self.codec.profile = "Baseline"
-        gop = max(1, round(fps))
+        gop = max(1, round(fps * 10))  # a bound only: the feed forces one a second, by the clock
         self.codec.options = {"preset": "ultrafast", "tune": "zerolatency", "threads": "1",
-                              "x264-params": f"keyint={gop}:min-keyint={gop}:scenecut=0:repeat-headers=1"}
-        self._start = time.monotonic()
-        self._last_pts = -1
+                              "x264-params": f"keyint={gop}:scenecut=0:repeat-headers=1"}
+        self._start, self._last_pts = clock
+        self.clock = clock
 
     def encode(self, image: np.ndarray, keyframe: bool) -> list[av.Packet]:
         frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
         pts = max(self._last_pts + 1, round((time.monotonic() - self._start) / _TIME_BASE))
         frame.pts, frame.time_base, self._last_pts = pts, _TIME_BASE, pts
+        self.clock = (self._start, pts)
         frame.pict_type = av.video.frame.PictureType.I if keyframe else av.video.frame.PictureType.NONE
         packets = self.codec.encode(frame)
         for p in packets:
@@ -307,11 +337,11 @@ class ViewSink(Sink):
         self.feed.set_analytics(analytics, self.overlay)
 
     def source_changed(self, status: SourceStatus) -> None:
-        self.feed.set_state(status.state, status.reason)
+        self.feed.set_state(status.state, status.reason, self.overlay)
 
     def close(self) -> None:
         if self.feed.state not in ("down", "removed"):
-            self.feed.set_state("ended")
+            self.feed.set_state("ended", "", self.overlay)
 
 
 class ViewHub:
@@ -329,7 +359,13 @@ class ViewHub:
             feed = self._feeds.get(sid)
             if feed is None:
                 feed = self._feeds[sid] = Feed(sid, self.config, self._names)
+                feed.on_idle = self._drop
             return feed
+
+    def _drop(self, feed: Feed) -> None:
+        with self._lock:
+            if self._feeds.get(feed.sid) is feed and feed.gone and not feed.viewers():
+                del self._feeds[feed.sid]
 
     def get(self, sid: str) -> Feed | None:
         with self._lock:
@@ -344,10 +380,13 @@ class ViewHub:
         return [ViewSink(self.feed(sid), analytics, trail)]
 
     def forget(self, sid: str) -> None:
-        """A deleted stream: its feed goes once nobody watches it."""
+        """A deleted stream: its feed goes now, or once its last viewer leaves (they see a
+        still saying it was removed until then)."""
         with self._lock:
             feed = self._feeds.get(sid)
-            if feed is not None and not feed.viewers():
+            if feed is None:
+                return
+            feed.gone = True
+            if not feed.viewers():
                 del self._feeds[sid]
-        if feed is not None:
-            feed.set_state("removed")
+        feed.set_state("removed")

@@ -102,6 +102,8 @@ def _media_routes(hub: ViewHub, peers: Peers, known: Callable[[str], bool], chec
         if not known(sid):
             return _unknown(sid)
         sdp = _offer_sdp(await request.body(), request.headers.get("content-type", ""))
+        if not known(sid):  # deleted while the body came
+            return _unknown(sid)
         answer, session = await peers.answer(hub.feed(sid), sdp)
         return Response(answer, status_code=201, media_type="application/sdp",
                         headers={"Location": f"/api/streams/{sid}/webrtc/{session}"})
@@ -128,7 +130,7 @@ def _media_routes(hub: ViewHub, peers: Peers, known: Callable[[str], bool], chec
         check(request, media=True)
         if not known(sid):
             return _unknown(sid)
-        return StreamingResponse(_mjpeg(hub, sid, request), headers={"Cache-Control": "no-store"},
+        return StreamingResponse(_mjpeg(hub, sid, request, known), headers={"Cache-Control": "no-store"},
                                  media_type=f"multipart/x-mixed-replace; boundary={_BOUNDARY}")
 
     return router
@@ -151,7 +153,7 @@ def _offer_sdp(body: bytes, content_type: str) -> str:
     return text
 
 
-async def _mjpeg(hub: ViewHub, sid: str, request: Request) -> AsyncIterator[bytes]:
+async def _mjpeg(hub: ViewHub, sid: str, request: Request, known: Callable[[str], bool]) -> AsyncIterator[bytes]:
     """Multipart JPEG parts as the feed encodes them, the latest only: a slow client skips
     pictures, it never queues them."""
     loop = asyncio.get_running_loop()
@@ -166,6 +168,8 @@ async def _mjpeg(hub: ViewHub, sid: str, request: Request) -> AsyncIterator[byte
         with contextlib.suppress(RuntimeError):
             loop.call_soon_threadsafe(arrived, data)
 
+    if not known(sid):  # deleted since the request was answered
+        return
     feed = hub.feed(sid)
     sub = feed.subscribe("jpeg", from_thread)
     try:

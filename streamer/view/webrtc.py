@@ -19,7 +19,7 @@ import av
 from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCRtpSender, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
-from streamer.errors import ConfigError
+from streamer.errors import ConfigError, StreamerError
 from streamer.view.feed import Feed
 
 log = logging.getLogger(__name__)
@@ -90,30 +90,47 @@ class Peers:
 
     Args:
         ice_servers: ``view.ice_servers`` (STUN/TURN, for viewers behind NATs).
+        max_per_stream: Viewers of one stream at most (``view.max_viewers``).
+        max_peers: Viewers in all at most.
+        connect_timeout: Seconds a new session may take to connect before it is closed.
     """
 
-    def __init__(self, ice_servers: list[Any]) -> None:
+    def __init__(self, ice_servers: list[Any], max_per_stream: int = 16, max_peers: int = 64,
+                 connect_timeout: float = 30.0) -> None:
         self._ice = [RTCIceServer(urls=s.urls, username=s.username, credential=s.credential) for s in ice_servers]
         self.open: dict[str, tuple[str, RTCPeerConnection, PacketTrack]] = {}
+        self.max_per_stream, self.max_peers, self.connect_timeout = max_per_stream, max_peers, connect_timeout
         self.opened = 0
         self.closed = 0
+        self._tasks: set[asyncio.Future] = set()
 
     async def answer(self, feed: Feed, offer_sdp: str) -> tuple[str, str]:
         """The SDP answer to a viewer's offer, and the session's id. Raises ConfigError
-        for an offer that cannot be answered."""
+        for an offer that cannot be answered, StreamerError when there are too many viewers."""
         if "m=video" not in offer_sdp:
             raise ConfigError("offer: no video in the SDP offer; add a recvonly video transceiver")
+        if len(self.open) >= self.max_peers or self.count(feed.sid) >= self.max_per_stream:
+            raise StreamerError(f"too many viewers ({len(self.open)} in all, {self.count(feed.sid)} of "
+                                f"{feed.sid}); view.max_viewers is {self.max_per_stream} a stream")
         pc = RTCPeerConnection(RTCConfiguration(iceServers=self._ice))
-        track = PacketTrack(feed, asyncio.get_running_loop())
+        track: PacketTrack | None = None
         try:
-            transceiver = pc.addTransceiver(track, direction="sendonly")
+            transceiver = pc.addTransceiver("video", direction="sendonly")
             h264 = [c for c in RTCRtpSender.getCapabilities("video").codecs if c.mimeType.lower() == "video/h264"]
             transceiver.setCodecPreferences(h264)  # the packets are H.264: nothing else may be negotiated
             await pc.setRemoteDescription(RTCSessionDescription(offer_sdp, "offer"))
+            # WHEP without trickle: the offer held every candidate the browser will give. Said so,
+            # ICE fails (and the session is closed) when none works, instead of waiting for more.
+            await transceiver.sender.transport.transport.addRemoteCandidate(None)
             await pc.setLocalDescription(await pc.createAnswer())
-        except Exception as exc:
-            track.stop()
+            track = PacketTrack(feed, asyncio.get_running_loop())  # subscribed once the answer exists
+            transceiver.sender.replaceTrack(track)
+        except BaseException as exc:
+            if track is not None:
+                track.stop()
             await pc.close()
+            if not isinstance(exc, Exception):
+                raise
             if "codec" in str(exc).lower() or "send parameters" in str(exc):
                 raise ConfigError("offer: the browser offers no H.264 video (this view sends H.264); "
                                   "use the MJPEG view (/api/streams/ID/mjpeg) instead") from None
@@ -127,6 +144,13 @@ class Peers:
             if pc.connectionState in ("failed", "closed"):
                 await self.close(session)
 
+        async def _deadline() -> None:  # a viewer that never connects (a tab closed mid-offer) goes too
+            await asyncio.sleep(self.connect_timeout)
+            if pc.connectionState != "connected":
+                await self.close(session)
+
+        self._tasks.add(task := asyncio.ensure_future(_deadline()))
+        task.add_done_callback(self._tasks.discard)
         return pc.localDescription.sdp, session
 
     async def close(self, session: str) -> bool:
@@ -141,8 +165,9 @@ class Peers:
         return True
 
     async def close_all(self) -> None:
-        for session in list(self.open):
-            await self.close(session)
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*(self.close(session) for session in list(self.open)), return_exceptions=True)
 
     def count(self, sid: str | None = None) -> int:
         return sum(1 for s, _, _ in list(self.open.values()) if sid is None or s == sid)

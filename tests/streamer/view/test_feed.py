@@ -159,3 +159,42 @@ def test_a_viewer_that_falls_behind_skips_to_a_keyframe_and_never_holds_more_tha
     most, skipped, keyframe = asyncio.run(main())
     assert most <= webrtc._QUEUE and skipped > 30 and keyframe
     assert feed.viewers() == 0
+
+
+def test_a_deleted_streams_feed_goes_when_its_last_viewer_leaves():
+    feed, sink = _feed()
+    sink.write(_frame(0), _tracks(100), [])
+    sub = feed.subscribe("jpeg", lambda data: None)
+    hub = ViewHub(ViewConfig(), lambda: {})
+    hub._feeds["cam"] = feed
+    feed.on_idle = hub._drop
+    hub.forget("cam")
+    assert hub.get("cam") is feed and feed.snapshot()[1] == "removed" and feed._latest is None
+    feed.unsubscribe(sub)
+    assert hub.get("cam") is None
+
+
+def test_a_replaced_streams_old_sink_no_longer_speaks_for_the_feed():
+    feed, old = _feed()
+    old.write(_frame(0), _tracks(100), [])
+    new = ViewSink(feed, ANALYTICS)
+    new.open()
+    new.write(_frame(0, (480, 640)), _tracks(50), [])
+    old.write(_frame(1), _tracks(100), [])  # still finishing on its closer thread
+    old.close()
+    image, state = feed.snapshot()
+    assert state == "up" and image.shape == (480, 640, 3)  # the new stream's frame and state
+
+
+def test_the_view_follows_a_new_frame_size_and_its_clock_never_goes_back():
+    feed, sink = _feed(max_width=320, fps=30)
+    packets: list = []
+    sub = feed.subscribe("h264", packets.append)
+    time.sleep(1.2)  # connecting: stills at the default 16:9 size
+    for i in range(10):
+        sink.write(_frame(i, (480, 640)), _tracks(100), [])  # 4:3: the encoder is rebuilt
+        time.sleep(0.05)
+    feed.unsubscribe(sub)
+    assert feed.size == (240, 320)
+    pts = [p.pts for p in packets]
+    assert len(pts) >= 5 and pts == sorted(set(pts))
