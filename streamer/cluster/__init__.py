@@ -18,7 +18,7 @@ from typing import Any
 
 from streamer.errors import ConfigError, StreamerError
 
-__all__ = ["NAMESPACE", "absolute_paths", "connect", "require_ray"]
+__all__ = ["NAMESPACE", "absolute_paths", "check_address", "connect", "require_ray"]
 
 NAMESPACE = "streamer"  # the Ray namespace of the controller and the workers (named actors)
 
@@ -32,8 +32,11 @@ def require_ray() -> Any:
     return ray
 
 
-def _reachable(address: str) -> None:
-    """A ``HOST:PORT`` address must accept a TCP connection (Ray itself retries for a minute)."""
+def check_address(address: str | None) -> None:
+    """A ``HOST:PORT`` address must accept a TCP connection (Ray itself retries for a
+    minute); '' or None (a local cluster), 'auto' and ``ray://`` are left to Ray."""
+    if not address or address == "auto" or address.startswith("ray://"):
+        return
     host, sep, port = address.rpartition(":")
     if not sep or not port.isdigit():
         raise ConfigError(f"--ray: {address!r} is not HOST:PORT (the head node's GCS address, e.g. 10.0.0.5:6379), "
@@ -52,8 +55,7 @@ def connect(address: str | None) -> Any:
     ray = require_ray()
     if ray.is_initialized():
         return ray
-    if address and address != "auto" and not address.startswith("ray://"):
-        _reachable(address)
+    check_address(address)
     os.environ.setdefault("RAY_DEDUP_LOGS", "0")
     try:
         ray.init(address=address or None, namespace=NAMESPACE, logging_level="warning", log_to_driver=True,

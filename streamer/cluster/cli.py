@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from streamer.cluster import absolute_paths, connect, require_ray
+from streamer.cluster import absolute_paths, check_address, connect, require_ray
 from streamer.errors import ConfigError
 
 log = logging.getLogger("streamer")
@@ -54,6 +54,7 @@ def cmd_run_ray(args: argparse.Namespace) -> int:
     if args.source_id:
         raise ConfigError("--source-id: with --ray each file is named by its stem; drop it")
     require_ray()  # before the config is read: no Ray, one line
+    check_address(address)  # and an address that cannot be reached, before anything is written
     args.source = None
     config = absolute_paths(_job_config(args))
     job = FootageJob(config, pattern, args.out, task_cpus=args.task_cpus, task_gpus=args.task_gpus,
