@@ -212,6 +212,7 @@ class Controller:
                 return old is None
             self.desired[sid] = section
             self.failed.pop(sid, None)
+            self.lost.pop(sid, None)  # a stream waiting for a worker has one now
             self.assigned[sid] = slot
             self.slots[slot].placed[sid] = time.monotonic()
             log.info("%s: on worker %s", sid, slot)
