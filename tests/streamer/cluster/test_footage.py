@@ -93,6 +93,22 @@ def test_twelve_clips_byte_identical(ray_cluster, footage, tmp_path):
     _same_as_single_runs(folder, dets["a"], out, tmp_path / "single")
 
 
+def test_a_file_that_fails_is_named_and_the_others_complete(ray_cluster, footage, tmp_path):
+    folder, dets = footage
+    clips = tmp_path / "clips"
+    clips.mkdir()
+    for f in sorted(folder.glob("a*.mp4"))[:2]:
+        os.link(f, clips / f.name)
+    (clips / "broken.mp4").write_bytes(b"not a video at all")
+    run = subprocess.run(_argv(clips, dets["a"], tmp_path / "out", ray_cluster), env={**os.environ, **RAY_ENV},
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 1
+    last = run.stderr.strip().splitlines()[-1]
+    assert last.startswith("streamer: error: 1 of 3 files failed (broken: ") and last.endswith(
+        "the others are complete, run again to retry these"), last
+    assert sorted(_entries(tmp_path / "out")) == ["a00", "a02"]
+
+
 def _entries(out: Path) -> dict:
     try:
         return json.loads((out / MANIFEST).read_text())["files"]
