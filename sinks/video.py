@@ -8,12 +8,13 @@ import threading
 from fractions import Fraction
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import av
 import cv2
 import numpy as np
 
-from sinks.annotate import annotate
+from sinks.annotate import Overlay, draw
 from streamer.errors import SinkError
 from streamer.protocols import Sink
 from streamer.types import Detections, Event, Frame
@@ -54,6 +55,8 @@ class VideoSink(Sink):
         crf: Quality for x264 (lower is better).
         queue_size: Frames waiting for the encoder before ``write`` blocks.
         timed: Place frames by their pts rather than one after another.
+        analytics: The source's lines and zones, drawn with their counts.
+        trail: Points of each track's drawn path (0: none).
     """
 
     def __init__(
@@ -65,6 +68,8 @@ class VideoSink(Sink):
         crf: int = 23,
         queue_size: int = 16,
         timed: bool = False,
+        analytics: Any = None,
+        trail: int = 30,
     ) -> None:
         self.path = Path(path)
         self.fps = Fraction(fps).limit_denominator(1001000)
@@ -73,6 +78,7 @@ class VideoSink(Sink):
         self.crf = crf
         self.frames = 0
         self.timed = timed
+        self._overlay = Overlay(analytics, trail)  # used on the encoder thread only, fed in frame order
         self._first_pts: Fraction | None = None
         self._last = -1
         self._queue: queue.Queue = queue.Queue(maxsize=queue_size)
@@ -93,7 +99,14 @@ class VideoSink(Sink):
     def write(self, frame: Frame, tracks: Detections, events: Sequence[Event] = ()) -> None:
         if self._error is not None:
             raise SinkError(f"{self.path}: encoding failed ({self._error})") from self._error
-        self._put((frame.image, tracks, frame.pts))
+        self._put((frame.image, tracks, frame.pts, events))
+
+    def write_events(self, events: Sequence[Event]) -> None:
+        if events:  # between frames: counts and zone visits the drawing shows
+            self._put((None, None, None, events))
+
+    def analytics_changed(self, analytics: Any) -> None:
+        self._put(analytics)
 
     def _put(self, item: object) -> None:
         """Waits for room, but never on an encoder thread that is gone."""
@@ -116,10 +129,16 @@ class VideoSink(Sink):
                 item = self._queue.get()
                 if item is _END:
                     return
-                image, tracks, pts = item
+                if not isinstance(item, tuple):
+                    self._overlay.set_analytics(item)
+                    continue
+                image, tracks, pts, events = item
+                self._overlay.update(image.shape[:2] if image is not None else (0, 0), tracks, events)
+                if image is None:
+                    continue
                 if self._stream is None:
                     self._open_stream(*image.shape[:2])
-                drawn = annotate(image, tracks, self.names)
+                drawn = draw(image, tracks, self.names, self._overlay.scene())
                 h, w = self._stream.height, self._stream.width
                 if drawn.shape[0] != h or drawn.shape[1] != w:
                     if 0 <= h - drawn.shape[0] <= 1 and 0 <= w - drawn.shape[1] <= 1:

@@ -266,12 +266,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
     server.start(create_app(service, token))
     log.info("serving on %s: %d stream(s); API at /api/streams, health at /healthz and /readyz, metrics at /metrics",
              server.url, len(service.desired))
+    if service.hub is not None:
+        log.info("live view: open %s/ in a browser", server.url)
     interrupted = _StopOnSignals(service.pipeline)
     try:
         service.run()
     finally:
         interrupted.restore()
-        server.stop()
+        server.stop(before=service.peers.close_all if service.peers is not None else None)
         if service.pipeline.summary is not None:
             _print_summary(service.pipeline.summary, sys.stderr if config.output.to_stdout() else sys.stdout)
     return 130 if interrupted.by_ctrl_c else 0

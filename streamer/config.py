@@ -508,6 +508,8 @@ class OutputConfig(_Section):
     event_sinks: list[EventSinkConfig] = Field(default_factory=list, description="more event destinations")
     outbox: str = Field("streamer-outbox", description="folder of the network sinks' durable outboxes")
     crf: int = Field(23, ge=0, le=51, description="H.264 quality of the annotated video")
+    trail: int = Field(30, ge=0, le=1000, description="points of each track's path drawn on the annotated video and "
+                                                      "the live view (0: none)")
     existing: Literal["replace", "keep"] = Field(
         "replace", description="an output file already there: replaced, or kept (moved aside to NAME.<time>.EXT; "
                                "streamer serve's default, as a restart or a re-added stream must not destroy it)"
@@ -528,7 +530,7 @@ class OutputConfig(_Section):
         return self
 
     def stream_sinks(self, source_id: str, fps: Fraction, names: dict[int, str], live: bool, *,
-                     clips: ClipsConfig | None = None, packets: Any = None) -> list[Sink]:
+                     clips: ClipsConfig | None = None, packets: Any = None, analytics: Any = None) -> list[Sink]:
         """The sinks of one source's frames: its evidence (clips from ``packets``, the
         ring its decode thread fills; snapshots), annotated video, MOT file, and its
         own event file when the events path has ``{source_id}``."""
@@ -549,7 +551,7 @@ class OutputConfig(_Section):
             sinks.append(SnapshotSink(source_id, s.folder.format(source_id=source_id), names, s.triggers, s.quality))
         if self.video:
             sinks.append(VideoSink(self._fresh(self.video.format(source_id=source_id)), fps, names, crf=self.crf,
-                                   timed=live))
+                                   timed=live, analytics=analytics, trail=self.trail))
         if self.events and per_source(self.events):
             sinks.append(JsonlSink(self._fresh(self.events.format(source_id=source_id))))
         if self.mot:
@@ -682,6 +684,40 @@ class AnalyticsConfig(_Section):
 SourceConfig.model_rebuild()  # its analytics section is defined above now
 
 
+class IceServerConfig(_Section):
+    """A STUN or TURN server the live view's WebRTC peers use (both ends: the service
+    and the browser). Viewers across NATs need a TURN server."""
+
+    urls: list[str] = Field(min_length=1, description="stun:HOST:PORT or turn:HOST:PORT?transport=udp|tcp")
+    username: str | None = None
+    credential: str | None = None
+
+    @field_validator("urls", mode="before")
+    @classmethod
+    def _one_or_more(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value
+
+    @field_validator("urls")
+    @classmethod
+    def _schemes(cls, urls: list[str]) -> list[str]:
+        for url in urls:
+            if not url.startswith(("stun:", "stuns:", "turn:", "turns:")):
+                raise ValueError(f"{url[:80]!r} is not a STUN or TURN URL (stun:HOST:PORT, turn:HOST:PORT)")
+        return urls
+
+
+class ViewConfig(_Section):
+    """The live view of ``streamer serve``: the page at ``/``, WebRTC, MJPEG and snapshots."""
+
+    enabled: bool = Field(True, description="serve the page, WebRTC, MJPEG and snapshot endpoints")
+    max_width: int = Field(960, ge=64, le=7680, description="pixels; wider streams are scaled down (aspect kept)")
+    fps: float = Field(15.0, gt=0, le=60, description="frames/s sent to viewers at most")
+    bitrate: int = Field(1_500_000, ge=50_000, le=50_000_000, description="bits/s of the WebRTC video")
+    jpeg_quality: int = Field(80, ge=10, le=100, description="of the MJPEG stream and the snapshots")
+    ice_servers: list[IceServerConfig] = Field(default_factory=list, description="STUN/TURN servers for WebRTC "
+                                                                                 "(none: same network only)")
+
+
 class Config(_Section):
     """The whole job."""
 
@@ -694,6 +730,7 @@ class Config(_Section):
     tracker: TrackerConfig = OcSortConfig()
     analytics: AnalyticsConfig = AnalyticsConfig()
     output: OutputConfig = OutputConfig()
+    view: ViewConfig = ViewConfig()
     progress: bool = True
     duration: float | None = Field(
         None, gt=0, description="stop cleanly after this many seconds (default: at the end of every source)"

@@ -34,7 +34,7 @@ import queue
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 from fractions import Fraction
@@ -163,8 +163,10 @@ class Pipeline:
     """
 
     def __init__(self, config: Config, detector: Detector | None = None,
-                 progress: Callable[[int, int | None], None] | None = None, *, until_stopped: bool = False) -> None:
+                 progress: Callable[[int, int | None], None] | None = None, *, until_stopped: bool = False,
+                 stream_sinks: Callable[[str, AnalyticsConfig], Sequence[Sink]] | None = None) -> None:
         self.config = config
+        self.stream_sinks = stream_sinks
         self.check_outputs(len(config.all_sources()))
         self.group: BufferGroup[_Item] = BufferGroup()
         self.streams: dict[str, Stream] = {}
@@ -415,11 +417,18 @@ class Pipeline:
             if self.summary is not None and self.summary.sources.get(stream.id) is stream.summary:
                 self.summary.retired.append(self.summary.sources.pop(stream.id))
 
+    def _extra(self, stream: Stream) -> Callable[[AnalyticsConfig], Sequence[Sink]] | None:
+        """The caller's own sinks of a stream (``stream_sinks``), built with its others."""
+        if self.stream_sinks is None:
+            return None
+        build = self.stream_sinks
+        return lambda analytics: build(stream.id, analytics)
+
     def _processor(self, stream: Stream) -> StreamProcessor:
         if stream.processor is None:
             stream.processor = StreamProcessor(stream.summary, self.config, self.detector.names,
                                                lambda: stream.fps, self._shared, self.times, stream.cfg.analytics,
-                                               clips=stream.clips, packets=stream.packets)
+                                               clips=stream.clips, packets=stream.packets, extra=self._extra(stream))
             self.windows.setdefault(stream.id, deque(maxlen=10_000))
             if self.summary is not None:  # a source added while running
                 self.summary.sources.setdefault(stream.id, stream.summary)

@@ -39,12 +39,15 @@ class StreamProcessor:
         analytics: The source's lines, zones and counts (default: the config's).
         clips: The source's clips section (its own, or the output's), None: no clips.
         packets: The source's packet ring, filled by its decode thread (clips).
+        extra: More sinks of this source's frames, built with the others on its first
+            frame (the service's live view).
     """
 
     def __init__(self, summary: SourceSummary, config: Config, names: dict[int, str],
                  fps: Callable[[], Fraction], shared: Sequence[Sink], times: StageTimes,
                  analytics: AnalyticsConfig | None = None, *,
-                 clips: ClipsConfig | None = None, packets: PacketRing | None = None) -> None:
+                 clips: ClipsConfig | None = None, packets: PacketRing | None = None,
+                 extra: Callable[[AnalyticsConfig], Sequence[Sink]] | None = None) -> None:
         self.summary = summary
         self.id = summary.id
         self._config = config
@@ -59,6 +62,7 @@ class StreamProcessor:
         self._times = times
         self._clips = clips
         self._packets = packets
+        self._extra = extra
         self._tracker: Tracker | None = None
         self._analytics: Analytics | None = None
         self._sinks: list[Sink] = []
@@ -152,6 +156,8 @@ class StreamProcessor:
         self._analytics_config = config
         events = self._analytics.replace(config) if self._analytics is not None else []
         self._write_events(events)
+        for sink in self._sinks:
+            sink.analytics_changed(config)
         return len(events)
 
     # ---- inside
@@ -160,8 +166,9 @@ class StreamProcessor:
         fps = self._fps()
         self._tracker = self._config.tracker.build(fps)
         self._events()
-        for sink in self._config.output.stream_sinks(self.id, fps, self._names, self.summary.live,
-                                                     clips=self._clips, packets=self._packets):
+        sinks = self._config.output.stream_sinks(self.id, fps, self._names, self.summary.live, clips=self._clips,
+                                                 packets=self._packets, analytics=self._analytics_config)
+        for sink in [*sinks, *(self._extra(self._analytics_config) if self._extra else ())]:
             self._sinks.append(self._outputs.enter_context(sink))
 
     def _events(self) -> Analytics:

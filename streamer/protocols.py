@@ -13,7 +13,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator, Sequence
 from fractions import Fraction
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -143,6 +143,10 @@ class Sink(Protocol):
 
     def source_changed(self, status: SourceStatus) -> None:
         """A source went ``down``, came ``up`` or was ``removed``."""
+
+    def analytics_changed(self, analytics: Any) -> None:
+        """The source's lines and zones (``streamer.config.AnalyticsConfig``) were
+        replaced at runtime, from the next frame on (sinks that draw them)."""
 
     def begin_close(self) -> None:
         """No more input will come: start finishing now."""

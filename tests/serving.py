@@ -52,6 +52,7 @@ class Serve:
     def api(self, method: str, path: str, body=None, token: str | None = "default", **kw) -> requests.Response:
         token = self.token if token == "default" else token
         headers = {"Authorization": f"Bearer {token}"} if token else {}
+        headers.update(kw.pop("headers", {}))
         data = body if body is None or not isinstance(body, (dict, list)) else json.dumps(body)
         return requests.request(method, self.url + path, data=data, headers=headers, timeout=30, **kw)
 

@@ -53,6 +53,7 @@ class ClusterService:
 
     def __init__(self, ray: Any, controller: Any, config: Config, state: str | Path | None = None) -> None:
         self.ray, self.controller = ray, controller
+        self.hub = self.peers = None  # the live view is in-process only: the frames are on the workers
         self.store = StreamStore(state)
         self.store.check_writable()
         self.started = time.time()

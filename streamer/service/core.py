@@ -28,6 +28,8 @@ from streamer.pipeline import Pipeline, Stream
 from streamer.protocols import Detector
 from streamer.service.store import StreamStore
 from streamer.urls import redact
+from streamer.view.feed import Feed, ViewHub
+from streamer.view.webrtc import Peers
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +60,10 @@ class StreamView:
     last_error: str | None
     analytics: dict[str, Any] | None  # its own (None: the config's top-level analytics apply)
     source: dict[str, Any]  # its source section as running, defaults left out (URI redacted)
+    counts: dict[str, dict[str, int]] | None = None  # per line and zone, as drawn on the live view
+    viewers: int = 0  # live view: WebRTC and MJPEG viewers now
+    view_latency_p50: float | None = None  # capture to the view's encoder, seconds, since the start
+    view_latency_p99: float | None = None
 
 
 class _Recent:
@@ -103,7 +109,14 @@ class Service:
         if "existing" not in output.model_fields_set:  # a restart or a re-added stream keeps what was written
             output = output.model_copy(update={"existing": "keep"})
         self.config = config.model_copy(update={"sources": [], "source": SourceConfig(), "output": output})
-        self.pipeline = Pipeline(self.config, detector, until_stopped=True)
+        self.hub: ViewHub | None = None
+        self.peers: Peers | None = None
+        if config.view.enabled:  # the live view: one feed per stream, fed by a sink of its own
+            self.hub = ViewHub(config.view, lambda: self.pipeline.detector.names)
+            self.peers = Peers(config.view.ice_servers)
+        trail = config.output.trail
+        self.pipeline = Pipeline(self.config, detector, until_stopped=True,
+                                 stream_sinks=(lambda sid, a: self.hub.sinks(sid, a, trail)) if self.hub else None)
         self.pipeline.check_outputs(2)  # streams come and go: per-stream outputs need {source_id}
         self.store = StreamStore(state)
         self.store.check_writable()
@@ -183,6 +196,8 @@ class Service:
             self.failed.pop(sid, None)
             self._recent.pop(sid, None)
             self.store.delete(sid)
+            if self.hub is not None:
+                self.hub.forget(sid)
             log.info("%s: deleted", sid)
 
     def set_analytics(self, sid: str, body: Any) -> AnalyticsConfig:
@@ -217,9 +232,10 @@ class Service:
         s = stream.summary
         fps, drop_rate, p50, p99 = self._recent_of(stream).figures(stream, time.monotonic())
         error = redact(stream.last_error) if stream.last_error else None
+        feed = self.hub.get(sid) if self.hub is not None else None
         return StreamView(sid, redact(cfg.uri or ""), stream.source.live, stream.state, round(fps, 2),
                           round(drop_rate, 4), p50, p99, s.frames, stream.decoded, stream.buffer.dropped,
-                          len(s.reconnects), error, analytics, section)
+                          len(s.reconnects), error, analytics, section, *_view_figures(feed))
 
     def views(self) -> list[StreamView]:
         ids = list(self.desired)  # no lock: a change that waits on a slow camera must not block reads
@@ -278,6 +294,13 @@ class Service:
     def stop(self) -> None:
         """Ends the run cleanly (safe in a signal handler)."""
         self.pipeline.stop()
+
+
+def _view_figures(feed: Feed | None) -> tuple:
+    """A stream's live-view fields of :class:`StreamView`."""
+    if feed is None:
+        return None, 0, None, None
+    return feed.counts(), feed.viewers(), feed.latency.quantile(0.5), feed.latency.quantile(0.99)
 
 
 def _checked_id(sid: str, where: str) -> str:

@@ -9,6 +9,8 @@ the YAML (422, naming the field).
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import dataclasses
 import hmac
 import json
@@ -119,6 +121,11 @@ def create_app(service: Service, token: str | None = None, max_body: int = MAX_B
 
     app.include_router(_stream_routes(service), dependencies=[Depends(authorized)])
     app.include_router(_probe_routes(service, Depends(authorized), collector))
+    if service.hub is not None and service.peers is not None:
+        from streamer.view.routes import view_routes
+
+        app.include_router(view_routes(service.hub, service.peers, lambda sid: sid in service.desired, token,
+                                       _Unauthorized))
     return _BodyLimit(app, max_body)
 
 
@@ -218,6 +225,16 @@ class HttpServer:
         self.host, self.port = host, self.sock.getsockname()[1]
         self.server: uvicorn.Server | None = None
         self.thread: threading.Thread | None = None
+        self._loop_ref: asyncio.AbstractEventLoop | None = None
+
+    def _serve(self) -> None:
+        assert self.server is not None
+        asyncio.run(self._serve_on_loop())
+
+    async def _serve_on_loop(self) -> None:
+        self._loop_ref = asyncio.get_running_loop()
+        assert self.server is not None
+        await self.server.serve(sockets=[self.sock])
 
     @property
     def url(self) -> str:
@@ -227,12 +244,17 @@ class HttpServer:
     def start(self, app: Any) -> None:
         config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off", timeout_graceful_shutdown=2)
         self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, name="http",
-                                       daemon=True)
+        self.thread = threading.Thread(target=self._serve, name="http", daemon=True)
         self.thread.start()
 
-    def stop(self) -> None:
+    def stop(self, before: Any = None) -> None:
+        """Stops serving; ``before``: a coroutine function run on the server's loop first
+        (the live view's peer connections are closed there)."""
         if self.server is not None and self.thread is not None:
+            loop = self._loop_ref
+            if before is not None and loop is not None and loop.is_running():
+                with contextlib.suppress(Exception):
+                    asyncio.run_coroutine_threadsafe(before(), loop).result(3.0)
             self.server.should_exit = True
             self.thread.join(5.0)
         self.sock.close()

@@ -43,6 +43,7 @@ class StreamerCollector(Collector):
         yield from self._streams()
         yield from self._detector()
         yield from self._sinks()
+        yield from self._view()
 
     def _streams(self) -> Iterator[Metric]:
         pipeline = self.service.pipeline
@@ -117,6 +118,29 @@ class StreamerCollector(Collector):
                 failures.add_metric([stats.sink], stats.failures)
                 dead.add_metric([stats.sink], stats.dead)
         yield from (pending, delivered, failures, dead)
+
+    def _view(self) -> Iterator[Metric]:
+        hub, peers = self.service.hub, self.service.peers
+        if hub is None or peers is None:
+            return
+        yield GaugeMetricFamily("streamer_view_peers", "Open WebRTC peer connections (live view viewers)",
+                                value=len(peers.open))
+        yield CounterMetricFamily("streamer_view_peers_closed", "WebRTC peer connections closed and cleaned up",
+                                  value=peers.closed)
+        viewers = GaugeMetricFamily("streamer_view_viewers", "Viewers of a stream now", labels=["source", "kind"])
+        rendered = CounterMetricFamily("streamer_view_frames", "Frames drawn for the live view (once for every "
+                                       "viewer)", labels=["source"])
+        encoded = CounterMetricFamily("streamer_view_frames_encoded", "Frames encoded to H.264 for WebRTC viewers",
+                                      labels=["source"])
+        latency = HistogramMetricFamily("streamer_view_latency_seconds", "Capture to the moment a frame is handed "
+                                        "to the view's encoders", labels=["source"])
+        for feed in hub.feeds():
+            viewers.add_metric([feed.sid, "webrtc"], feed.viewers("h264"))
+            viewers.add_metric([feed.sid, "mjpeg"], feed.viewers("jpeg"))
+            rendered.add_metric([feed.sid], feed.rendered)
+            encoded.add_metric([feed.sid], feed.encoded)
+            _observe(latency, feed.latency, LATENCY_BUCKETS, [feed.sid])
+        yield from (viewers, rendered, encoded, latency)
 
 
 def registry(service: Service, collector: Collector | None = None) -> CollectorRegistry:

@@ -100,3 +100,30 @@ def test_events_to_stdout_keep_stdout_clean(tmp_path, capsys):
     out, err = capsys.readouterr()
     events = [json.loads(line) for line in out.splitlines()]
     assert [e["type"] for e in events].count("track_started") == 2 and "frames:" in err
+
+
+def test_video_sink_draws_lines_zones_counts_and_replaced_analytics(tmp_path):
+    from sinks.annotate import LINE_COLOR, ZONE_COLOR
+    from streamer.config import AnalyticsConfig
+
+    first = AnalyticsConfig.model_validate({"lines": [{"name": "door", "points": [[80, 0], [80, 120]]}]})
+    second = AnalyticsConfig.model_validate(
+        {"zones": [{"name": "desk", "points": [[20, 20], [140, 20], [140, 100], [20, 100]]}]})
+    sink = VideoSink(tmp_path / "a.mp4", Fraction(10), {0: "person"}, crf=0, analytics=first)
+    sink.open()
+    none = Detections.empty()
+    for i in range(4):
+        if i == 2:
+            sink.analytics_changed(second)  # from this frame on: the zone, not the line
+        sink.write(Frame("s", i, Fraction(i, 10), np.zeros((120, 160, 3), np.uint8)), none)
+    sink.close()
+    with av.open(str(tmp_path / "a.mp4")) as container:
+        frames = [f.to_ndarray(format="rgb24").astype(int) for f in container.decode(video=0)]
+    assert len(frames) == 4
+
+    def near(pixels, color):  # the hue of any pixel of a few (4:2:0 dims a 2 px line's colour)
+        on = np.asarray(color) > 0
+        return bool(((pixels[:, on].min(axis=-1) - pixels[:, ~on].max(axis=-1)) > 40).any())
+
+    assert near(frames[0][60, 78:83], LINE_COLOR) and near(frames[1][60, 78:83], LINE_COLOR)
+    assert not near(frames[3][60, 78:83], LINE_COLOR) and near(frames[3][60, 138:143], ZONE_COLOR)
