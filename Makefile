@@ -36,11 +36,11 @@ run: $(STAMP)
 	$(VENV)/bin/streamer run $(VIDEO) $(RUN_ARGS) \
 		--out-video $(OUT)/annotated.mp4 --events $(OUT)/events.jsonl --mot $(OUT)/tracks.txt
 
-# The tests also run the CPU detector backends (ONNX Runtime, OpenVINO): their extras are
-# installed for the tests only, so `make run` keeps the plain install.
+# The tests also run the CPU detector backends (ONNX Runtime, OpenVINO) and a local Ray
+# cluster: their extras are installed for the tests only, so `make run` keeps the plain install.
 BACKENDS_STAMP := $(VENV)/.backends-installed
 $(BACKENDS_STAMP): $(STAMP)
-	$(PY) -m pip install -q -e '.[test,onnx,openvino,int8]'
+	$(PY) -m pip install -q -e '.[test,onnx,openvino,int8,cluster]'
 	# (the same opencv-python clash as above: reinstalling the package pulls it back in)
 	$(PY) -m pip uninstall -q -y opencv-python
 	$(PY) -m pip install -q --force-reinstall --no-deps opencv-python-headless
@@ -59,6 +59,7 @@ bench: $(BACKENDS_STAMP)
 	$(PY) benchmarks/event_sinks.py
 	$(PY) benchmarks/live_streams.py
 	$(PY) benchmarks/detector_backends.py
+	$(PY) benchmarks/cluster.py
 
 clean:
 	rm -rf $(OUT) .pytest_cache

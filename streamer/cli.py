@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, get_args
 
+from streamer.cluster.cli import footage_flags, serve_flags
 from streamer.config import (
     DETECTOR_VARIANTS,
     EVENT_SINK_VARIANTS,
@@ -40,6 +41,7 @@ def _run_parser(sub: Any) -> None:
     p.add_argument("--duration", type=float,
                    help="stop cleanly after this many seconds (live sources run until stopped)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    footage_flags(p)
 
 
 def _serve_parser(sub: Any) -> None:
@@ -55,6 +57,7 @@ def _serve_parser(sub: Any) -> None:
     p.add_argument("--watchdog", type=_seconds, default=30.0, metavar="SECONDS",
                    help="/healthz fails when a worker is stuck this long on one step (default 30)")
     p.add_argument("--duration", type=float, help="stop cleanly after this many seconds (default: until SIGTERM)")
+    serve_flags(p)
     _job_flags(p)
 
 
@@ -218,6 +221,10 @@ class _ProgressBar:
 def cmd_run(args: argparse.Namespace) -> int:
     from streamer.pipeline import Pipeline
 
+    if args.ray is not None:  # many files as Ray tasks
+        from streamer.cluster.cli import cmd_run_ray
+
+        return cmd_run_ray(args)
     config = _run_config(args)
     bar = _ProgressBar()
     pipeline = Pipeline(config, progress=bar if config.progress else None)
@@ -239,6 +246,10 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     from streamer.service import HttpServer, Service, create_app
 
+    if args.ray is not None:  # the streams on a Ray cluster's workers
+        from streamer.cluster.cli import cmd_serve_ray
+
+        return cmd_serve_ray(args)
     config = _job_config(args)
     host, port = _address(args.http)
     token = args.token or os.environ.get("STREAMER_TOKEN") or None

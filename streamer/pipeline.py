@@ -225,18 +225,26 @@ class Pipeline:
             total += -(-st.source.total_frames // st.sampler.every)
         return total
 
-    def add_source(self, cfg: SourceConfig, replace: float | None = None) -> str:
+    def add_source(self, cfg: SourceConfig, replace: float | None = None,
+                   resumed: tuple[float, str] | None = None) -> str:
         """Adds a source, also while the pipeline runs (its decode thread starts at
         once); returns its id. Raises ConfigError for a duplicate id, SourceError when it
         cannot be opened. ``replace``: a source of the same id is removed first (reason
         ``replaced``), waiting that many seconds for its end, once the new one has opened;
-        when the new one cannot be opened, the old one runs on."""
+        when the new one cannot be opened, the old one runs on. ``resumed``: (when, why)
+        the stream was lost elsewhere (a cluster worker died): ``source_down`` at that
+        time and ``source_up`` now go out before its first frame."""
         if self.group.sealed:
             raise ConfigError("the pipeline is finishing; no source can be added")
         if cfg.analytics is not None:
             check_class_names(cfg.analytics, self.detector.names, f"{cfg.id or 'source'}.analytics")
         self.check_outputs(len(self.streams) + 1)
         stream = self._add(cfg, "source", replace)
+        if resumed is not None:  # before its decode thread starts: the gap comes first
+            lost_at, why = resumed
+            now = time.time()
+            stream.buffer.put(SourceStatus(stream.id, "down", 0, Fraction(0), lost_at, why))
+            stream.buffer.put(SourceStatus(stream.id, "up", 0, Fraction(0), now, downtime=now - lost_at, attempts=1))
         if self._running:
             self._start_decoding(stream)
         return stream.id

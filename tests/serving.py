@@ -44,7 +44,7 @@ class Serve:
             try:
                 requests.get(self.url + "/healthz", timeout=1)
                 break
-            except requests.ConnectionError:
+            except (requests.ConnectionError, requests.Timeout):  # bound, not yet serving
                 if time.monotonic() > deadline:
                     raise AssertionError("serve did not listen within 60 s") from None
                 time.sleep(0.1)

@@ -93,8 +93,9 @@ async def _json_body(request: Request) -> Any:
         raise ConfigError("body: nested too deeply; a source section is a flat object") from None
 
 
-def create_app(service: Service, token: str | None = None, max_body: int = MAX_BODY) -> Any:
-    """The ASGI app of ``service``."""
+def create_app(service: Service, token: str | None = None, max_body: int = MAX_BODY, collector: Any = None) -> Any:
+    """The ASGI app of ``service`` (``collector``: what ``/metrics`` reads instead of the
+    service's pipeline, e.g. a Ray cluster's controller)."""
     app = FastAPI(title="streamer", docs_url=None, redoc_url=None, openapi_url=None)
     expected = token.encode() if token else None
 
@@ -119,7 +120,7 @@ def create_app(service: Service, token: str | None = None, max_body: int = MAX_B
         return _error(503, str(exc))
 
     app.include_router(_stream_routes(service), dependencies=[Depends(authorized)])
-    app.include_router(_probe_routes(service, Depends(authorized)))
+    app.include_router(_probe_routes(service, Depends(authorized), collector))
     if service.hub is not None and service.peers is not None:
         from streamer.view.routes import view_routes
 
@@ -169,10 +170,10 @@ def _stream_routes(service: Service) -> APIRouter:
     return api
 
 
-def _probe_routes(service: Service, authorized: Any) -> APIRouter:
+def _probe_routes(service: Service, authorized: Any, collector: Any = None) -> APIRouter:
     """``/healthz`` and ``/readyz`` (open: they tell nothing), ``/metrics`` (behind the token)."""
     probes = APIRouter()
-    registry = prometheus.registry(service)
+    registry = prometheus.registry(service, collector)
 
     @probes.api_route("/healthz", methods=["GET", "HEAD"])
     def healthz() -> Any:

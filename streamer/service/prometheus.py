@@ -143,10 +143,11 @@ class StreamerCollector(Collector):
         yield from (viewers, rendered, encoded, latency)
 
 
-def registry(service: Service) -> CollectorRegistry:
-    """A registry of the service's figures and the process' (RSS, CPU, open files)."""
+def registry(service: Service, collector: Collector | None = None) -> CollectorRegistry:
+    """A registry of the service's figures (``collector``: another source of them, e.g.
+    a Ray cluster's controller) and the process' (RSS, CPU, open files)."""
     reg = CollectorRegistry(auto_describe=False)
-    reg.register(StreamerCollector(service))
+    reg.register(collector if collector is not None else StreamerCollector(service))
     ProcessCollector(registry=reg)
     return reg
 
