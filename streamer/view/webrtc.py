@@ -119,9 +119,9 @@ class Peers:
             h264 = [c for c in RTCRtpSender.getCapabilities("video").codecs if c.mimeType.lower() == "video/h264"]
             transceiver.setCodecPreferences(h264)  # the packets are H.264: nothing else may be negotiated
             await pc.setRemoteDescription(RTCSessionDescription(offer_sdp, "offer"))
-            # WHEP without trickle: the offer held every candidate the browser will give. Said so,
-            # ICE fails (and the session is closed) when none works, instead of waiting for more.
-            await transceiver.sender.transport.transport.addRemoteCandidate(None)
+            # No end-of-candidates is signalled: browsers hide their host addresses behind mDNS
+            # names aioice cannot resolve, and the pair that works is then found from the browser's
+            # own checks (peer reflexive); a session that never connects is closed by the deadline.
             await pc.setLocalDescription(await pc.createAnswer())
             track = PacketTrack(feed, asyncio.get_running_loop())  # subscribed once the answer exists
             transceiver.sender.replaceTrack(track)
