@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import signal
@@ -216,6 +217,8 @@ class _ProgressBar:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from tqdm.contrib.logging import logging_redirect_tqdm
+
     from streamer.pipeline import Pipeline
 
     config = _run_config(args)
@@ -223,7 +226,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     pipeline = Pipeline(config, progress=bar if config.progress else None)
     interrupted = _StopOnSignals(pipeline)
     try:
-        pipeline.run()
+        # log lines go through tqdm.write while the bar is on, so they never break it
+        with logging_redirect_tqdm() if config.progress else contextlib.nullcontext():
+            pipeline.run()
     finally:
         interrupted.restore()
         bar.close()
@@ -318,6 +323,7 @@ def _print_summary(s: Any, file: Any) -> None:
                     line += f", latency p50 {p50 * 1000:.0f} ms p99 {p99 * 1000:.0f} ms"
                 if x.downs:
                     line += f", down {x.downs}x for {x.downtime:.1f}s"
+                    line += " (never connected)" if not x.frames else " (down at the end)" if x.down_since else ""
             if x.error:
                 line += f"; FAILED: {x.error}"
             print(line, file=file)
