@@ -842,6 +842,8 @@ def parse_yaml(text: str, origin: str) -> Any:
         data = yaml.load(text, Loader=_YAML_LOADER)
     except yaml.YAMLError as exc:
         raise ConfigError(f"{origin}: not valid YAML ({_first_line(exc)})") from None
+    except RecursionError:  # PyYAML's own parser builds nested values recursively
+        raise ConfigError(f"{origin}: values nested too deeply (exceeded maximum nesting depth)") from None
     nodes, chars = _expanded_size(data, origin)
     if nodes > YAML_NODES or chars > YAML_CHARS:
         raise ConfigError(f"{origin}: holds {nodes:,} values or more ({chars:,} characters) with its aliases "
