@@ -223,8 +223,13 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     config = _run_config(args)
     bar = _ProgressBar()
-    pipeline = Pipeline(config, progress=bar if config.progress else None)
-    interrupted = _StopOnSignals(pipeline)
+    interrupted = _StopOnSignals(None)  # already while the model loads
+    try:
+        pipeline = Pipeline(config, progress=bar if config.progress else None)
+    except _StoppedEarly as stopped:
+        interrupted.restore()
+        return stopped.exit_code()
+    interrupted.pipeline = pipeline
     try:
         # log lines go through tqdm.write while the bar is on, so they never break it
         with logging_redirect_tqdm() if config.progress else contextlib.nullcontext():
@@ -248,10 +253,16 @@ def cmd_serve(args: argparse.Namespace) -> int:
     host, port = _address(args.http)
     token = args.token or os.environ.get("STREAMER_TOKEN") or None
     server = HttpServer(host, port)  # a busy port fails now, before the model loads
+    interrupted = _StopOnSignals(None)  # already while the model loads
     try:
         service = Service(config, state=args.state or Path(config.output.outbox) / "streams.json",
                           watchdog=args.watchdog)
+    except _StoppedEarly as stopped:
+        interrupted.restore()
+        server.stop()
+        return stopped.exit_code()
     except BaseException:
+        interrupted.restore()
         server.stop()
         raise
     if not token and host not in ("127.0.0.1", "::1", "localhost"):
@@ -260,7 +271,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     server.start(create_app(service, token))
     log.info("serving on %s: %d stream(s); API at /api/streams, health at /healthz and /readyz, metrics at /metrics",
              server.url, len(service.desired))
-    interrupted = _StopOnSignals(service.pipeline)
+    interrupted.pipeline = service.pipeline
     try:
         service.run()
     finally:
@@ -286,10 +297,24 @@ def _address(text: str) -> tuple[str, int]:
     return host, int(port)
 
 
+class _StoppedEarly(BaseException):  # noqa: N818  (not an error: a stop before the run began)
+    """SIGTERM or Ctrl-C while the model loads (or exports): nothing was opened for
+    writing yet, so the load is interrupted where it is."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+    def exit_code(self) -> int:
+        print("streamer: stopped while the model loaded; nothing was written", file=sys.stderr)
+        return 130 if self.signum == signal.SIGINT else 0
+
+
 class _StopOnSignals:
     """SIGTERM (docker stop, systemd) and a first Ctrl-C end the run cleanly, like
     reaching --duration: tracks end, outputs are finished, the summary is real. A second
-    Ctrl-C interrupts at once (outputs are still closed as valid files)."""
+    Ctrl-C interrupts at once (outputs are still closed as valid files). Before there is
+    a pipeline (``pipeline`` None: the model is loading) either ends the load at once."""
 
     def __init__(self, pipeline: Any) -> None:
         self.pipeline = pipeline
@@ -297,6 +322,8 @@ class _StopOnSignals:
         self._previous = {sig: signal.signal(sig, self._handle) for sig in (signal.SIGTERM, signal.SIGINT)}
 
     def _handle(self, signum: int, frame: Any) -> None:
+        if self.pipeline is None:
+            raise _StoppedEarly(signum)
         if signum == signal.SIGINT:
             if self.by_ctrl_c:
                 raise KeyboardInterrupt

@@ -235,3 +235,21 @@ def test_log_lines_never_break_the_progress_bar(tmp_path):
     bars = [seg for seg in segments if "frame/s" in seg]
     assert len(logged) >= 5 and bars  # retries logged while the bar ran
     assert all(seg.startswith("streamer: WARNING") for seg in logged), [s for s in logged if not s.startswith("s")]
+
+
+@pytest.mark.parametrize(("sig", "code"), [(signal.SIGTERM, 0), (signal.SIGINT, 130)])
+def test_a_stop_while_the_model_loads_ends_at_once(sig, code, tmp_path):
+    clip_with_detections(tmp_path, OBJECTS, 5, name="clip.mp4")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamer.cli", "run", "clip.mp4", "--weights", "yolov8n.yaml", "--device", "cpu",
+         "--imgsz", "160", "--no-progress", "--events", "e.jsonl"],
+        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    time.sleep(2.0)  # importing torch and building the model take longer than this
+    asked = time.monotonic()
+    proc.send_signal(sig)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == code, err
+    assert time.monotonic() - asked < 5
+    assert err.strip().splitlines()[-1] == "streamer: stopped while the model loaded; nothing was written"
+    assert not (tmp_path / "e.jsonl").exists() and out == ""
