@@ -55,6 +55,7 @@ from streamer.types import Detections, Frame, SourceStatus
 
 log = logging.getLogger(__name__)
 
+HANDOFF_MAX = 34  # items between the inference and the calling thread (2 x batch 16 + 2)
 STOP_GRACE = 1.0  # seconds a stop waits for a source inside a call to its camera before ending it
 
 __all__ = ["Pipeline", "Stream"]
@@ -574,7 +575,9 @@ class Pipeline:
                           detector=self.detector.backend)
         summary.sources = {sid: st.summary for sid, st in self.streams.items()}
         self._total = self.expected_frames()
-        handoff: queue.Queue[_Pair] = queue.Queue(maxsize=2 * self.config.detector.batch + 2)
+        # Two batches in hand-off, but never more than HANDOFF_MAX frames (a batch of 256
+        # 1080p frames is 1.6 GB): past that the inference thread waits on the consumer.
+        handoff: queue.Queue[_Pair] = queue.Queue(maxsize=min(2 * self.config.detector.batch + 2, HANDOFF_MAX))
         start = time.perf_counter()
         with contextlib.ExitStack() as stack:
             self._shared[:] = [stack.enter_context(sink) for sink in self.config.output.shared_sinks()]
