@@ -5,8 +5,8 @@ synthetic two-box scene looped at ``--fps``) feed one pipeline in this process. 
 camera's server is killed for ``--outage-seconds`` every ``--outage-every`` minutes
 (staggered, so one camera is down at a time), and the Mosquitto broker the events are
 published to is restarted every ``--broker-every`` minutes. Events go to a JSONL file
-and to MQTT (QoS 1, the outbox); a persistent QoS 1 subscriber in this process keeps
-every message it receives.
+and to MQTT (QoS 1, the outbox); a persistent QoS 1 subscriber in a process of its own
+(so its memory is not counted as the pipeline's) writes down the id of every message.
 
 Per ``--window`` minutes it prints frames, events, RSS, capture-to-output latency p50/p99
 (all cameras), open file descriptors and threads of this process; then whether every
@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import multiprocessing
 import os
 import shutil
 import sys
@@ -46,35 +47,36 @@ from streamer.testing import LIVE_OBJECTS, BlobDetector, RtspServer, Server, fre
 CAMERAS = 4
 
 
+def consume(port: int, path: str) -> None:
+    """The consumer, in a process of its own (its memory is not the pipeline's): a
+    persistent-session QoS 1 subscriber (the broker keeps its messages across a restart,
+    persistence on) that appends each message's id to ``path`` in arrival order."""
+    with open(path, "a", buffering=1) as out:
+        client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="soak-consumer", clean_session=False)
+        client.on_message = lambda c, u, m: out.write(json.loads(m.payload)["id"] + "\n")
+        client.on_connect = lambda c, u, f, rc, p: c.subscribe("streamer/#", qos=1)
+        client.reconnect_delay_set(0.1, 1.0)
+        client.connect("127.0.0.1", port)
+        client.loop_forever(retry_first_connection=True)
+
+
 class Subscriber:
-    """A persistent-session QoS 1 subscriber (the broker keeps its messages across a
-    restart, persistence on): every message it gets, in arrival order."""
+    """The consumer process and the ids it received so far."""
 
-    def __init__(self, port: int) -> None:
-        self.messages: list[dict] = []
-        self.lock = threading.Lock()
-        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="soak-consumer", clean_session=False)
-        self.client.on_message = self._received
-        self.client.on_connect = lambda c, u, f, rc, p: c.subscribe("streamer/#", qos=1)
-        self.client.reconnect_delay_set(0.1, 1.0)
-        self.client.connect("127.0.0.1", port)
-        self.client.loop_start()
-        deadline = time.monotonic() + 10
-        while not self.client.is_connected() and time.monotonic() < deadline:
-            time.sleep(0.05)
-        time.sleep(0.3)  # the SUBACK
-
-    def _received(self, client, userdata, message) -> None:
-        with self.lock:
-            self.messages.append(json.loads(message.payload))
+    def __init__(self, port: int, folder: Path) -> None:
+        self.path = folder / "consumer-ids.txt"
+        self.path.touch()
+        self.proc = multiprocessing.get_context("spawn").Process(target=consume, args=(port, str(self.path)),
+                                                                 daemon=True)
+        self.proc.start()
+        time.sleep(3.0)  # connected and subscribed (a spawned interpreter imports paho first)
 
     def ids(self) -> list[str]:
-        with self.lock:
-            return [m["id"] for m in self.messages]
+        return self.path.read_text().split()
 
     def close(self) -> None:
-        self.client.loop_stop()
-        self.client.disconnect()
+        self.proc.terminate()
+        self.proc.join(10)
 
 
 def mosquitto(folder: Path) -> Server:
@@ -215,7 +217,7 @@ def run(args, folder: Path, out) -> bool:
     clip = write_raw_clip(folder / "live.rgb", LIVE_OBJECTS, 5 * args.fps)
     cams = [RtspServer({"cam": clip}, fps=args.fps).start() for _ in range(CAMERAS)]
     broker = mosquitto(folder)
-    sub = Subscriber(broker.port)
+    sub = Subscriber(broker.port, folder)
     cfg = build_config(args, cams, broker, folder)
     pipeline = Pipeline(cfg, detector=BlobDetector() if args.detector == "blob" else None)
     runner = threading.Thread(target=pipeline.run, name="soak-pipeline", daemon=True)
