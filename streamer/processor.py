@@ -189,7 +189,9 @@ class StreamProcessor:
         self._since_detect = 0
         self._last_detect_pts = frame.pts
         self.summary.detected += 1
-        return tracker.update(dets.proper(), period=period)
+        # max_det holds for every detector (one given to Pipeline too): a tracker's
+        # association grows with the square of the boxes
+        return tracker.update(dets.proper().best(self._config.detector.max_det), period=period)
 
     def _all_sinks(self) -> tuple[Sink, ...]:
         return (*self._sinks, *self._shared)

@@ -253,3 +253,37 @@ def test_a_stop_while_the_model_loads_ends_at_once(sig, code, tmp_path):
     assert time.monotonic() - asked < 5
     assert err.strip().splitlines()[-1] == "streamer: stopped while the model loaded; nothing was written"
     assert not (tmp_path / "e.jsonl").exists() and out == ""
+
+
+class GridDetector:
+    """A detector that finds a grid of ``n`` separate boxes in every frame (a crowd),
+    scored by position: what max_det must hold for any detector handed to the pipeline."""
+
+    names = {0: "box"}
+    backend = "grid (test)"
+
+    def __init__(self, n: int) -> None:
+        k = np.arange(n)
+        self.xyxy = np.c_[10 * (k % 30), 10 * (k // 30), 10 * (k % 30) + 8, 10 * (k // 30) + 8].astype(np.float32)
+        self.score = (1 + k) / (n + 1)
+
+    def __call__(self, frames):
+        from streamer.types import Detections
+
+        return [Detections(self.xyxy.copy(), self.score.copy()) for _ in frames]
+
+    def stage_seconds(self):
+        return {}
+
+
+def test_max_det_holds_for_any_detector(tmp_path):
+    clip, _, _ = clip_with_detections(tmp_path, OBJECTS, 6, name="clip.mp4")
+    cfg = load_config(None, {"source": {"uri": str(clip)}, "detector": {"max_det": 7}, "tracker": {"name": "sort",
+                             "params": {"min_hits": 0}}, "output": {"mot": str(tmp_path / "t.txt")},
+                             "progress": False})
+    Pipeline(cfg, detector=GridDetector(500)).run()
+    rows = np.loadtxt(tmp_path / "t.txt", delimiter=",", ndmin=2)
+    per_frame = np.bincount(rows[:, 0].astype(int))[1:]
+    assert per_frame.tolist() == [7] * 6
+    # the 7 best scoring: the last 7 of the grid
+    np.testing.assert_allclose(np.unique(rows[:, 2]), sorted({10.0 * (k % 30) for k in range(493, 500)}))
