@@ -764,7 +764,8 @@ def _path(loc: tuple[Any, ...]) -> str:
         after_union = i > 0 and (loc[i - 1] in ("detector", "tracker") or isinstance(loc[i - 1], int))
         if after_union and part in _TAGS:
             continue
-        parts.append(str(part))
+        text = str(part)  # a key the user wrote: shown quoted and shortened if it holds a newline or runs long
+        parts.append(text if text.isprintable() and len(text) <= 80 else _show(part))
     return ".".join(parts) or "(top level)"
 
 

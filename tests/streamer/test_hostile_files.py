@@ -36,6 +36,7 @@ def alias_bomb(levels: int, width: int = 9) -> str:
      "bomb.yaml: source.id: Input should be a valid string (got [0, 1, 2, 3, ...])"),
     ("source: {id: " + "[" * 5000 + "]" * 5000 + "}\n", "exceeded maximum nesting depth"),
     ("source: {uri: 'a\n", "bomb.yaml: not valid YAML (while scanning a quoted scalar"),
+    ('source: {"a\\nb": 1}\n', "bomb.yaml: source.'a\\nb': unknown key (check its spelling and section)"),
 ])
 def test_configs_that_would_exhaust_us_are_one_line_errors(text, message, tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
