@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import signal
@@ -219,6 +220,8 @@ class _ProgressBar:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from tqdm.contrib.logging import logging_redirect_tqdm
+
     from streamer.pipeline import Pipeline
 
     if args.ray is not None:  # many files as Ray tasks
@@ -227,10 +230,17 @@ def cmd_run(args: argparse.Namespace) -> int:
         return cmd_run_ray(args)
     config = _run_config(args)
     bar = _ProgressBar()
-    pipeline = Pipeline(config, progress=bar if config.progress else None)
-    interrupted = _StopOnSignals(pipeline)
+    interrupted = _StopOnSignals(None)  # already while the model loads
     try:
-        pipeline.run()
+        pipeline = Pipeline(config, progress=bar if config.progress else None)
+    except _StoppedEarly as stopped:
+        interrupted.restore()
+        return stopped.exit_code()
+    interrupted.pipeline = pipeline
+    try:
+        # log lines go through tqdm.write while the bar is on, so they never break it
+        with logging_redirect_tqdm() if config.progress else contextlib.nullcontext():
+            pipeline.run()
     finally:
         interrupted.restore()
         bar.close()
@@ -254,10 +264,16 @@ def cmd_serve(args: argparse.Namespace) -> int:
     host, port = _address(args.http)
     token = args.token or os.environ.get("STREAMER_TOKEN") or None
     server = HttpServer(host, port)  # a busy port fails now, before the model loads
+    interrupted = _StopOnSignals(None)  # already while the model loads
     try:
         service = Service(config, state=args.state or Path(config.output.outbox) / "streams.json",
                           watchdog=args.watchdog)
+    except _StoppedEarly as stopped:
+        interrupted.restore()
+        server.stop()
+        return stopped.exit_code()
     except BaseException:
+        interrupted.restore()
         server.stop()
         raise
     if not token and host not in ("127.0.0.1", "::1", "localhost"):
@@ -268,7 +284,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
              server.url, len(service.desired))
     if service.hub is not None:
         log.info("live view: open %s/ in a browser", server.url)
-    interrupted = _StopOnSignals(service.pipeline)
+    interrupted.pipeline = service.pipeline
     try:
         service.run()
     finally:
@@ -294,10 +310,24 @@ def _address(text: str) -> tuple[str, int]:
     return host, int(port)
 
 
+class _StoppedEarly(BaseException):  # noqa: N818  (not an error: a stop before the run began)
+    """SIGTERM or Ctrl-C while the model loads (or exports): nothing was opened for
+    writing yet, so the load is interrupted where it is."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+    def exit_code(self) -> int:
+        print("streamer: stopped while the model loaded; nothing was written", file=sys.stderr)
+        return 130 if self.signum == signal.SIGINT else 0
+
+
 class _StopOnSignals:
     """SIGTERM (docker stop, systemd) and a first Ctrl-C end the run cleanly, like
     reaching --duration: tracks end, outputs are finished, the summary is real. A second
-    Ctrl-C interrupts at once (outputs are still closed as valid files)."""
+    Ctrl-C interrupts at once (outputs are still closed as valid files). Before there is
+    a pipeline (``pipeline`` None: the model is loading) either ends the load at once."""
 
     def __init__(self, pipeline: Any) -> None:
         self.pipeline = pipeline
@@ -305,6 +335,8 @@ class _StopOnSignals:
         self._previous = {sig: signal.signal(sig, self._handle) for sig in (signal.SIGTERM, signal.SIGINT)}
 
     def _handle(self, signum: int, frame: Any) -> None:
+        if self.pipeline is None:
+            raise _StoppedEarly(signum)
         if signum == signal.SIGINT:
             if self.by_ctrl_c:
                 raise KeyboardInterrupt
@@ -331,6 +363,7 @@ def _print_summary(s: Any, file: Any) -> None:
                     line += f", latency p50 {p50 * 1000:.0f} ms p99 {p99 * 1000:.0f} ms"
                 if x.downs:
                     line += f", down {x.downs}x for {x.downtime:.1f}s"
+                    line += " (never connected)" if not x.frames else " (down at the end)" if x.down_since else ""
             if x.error:
                 line += f"; FAILED: {x.error}"
             print(line, file=file)

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import importlib
 import re
+import reprlib
 import string
 import time
+from collections.abc import Sequence
 from fractions import Fraction
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -30,7 +32,8 @@ from pydantic import (
 )
 
 from streamer.decode import HWACCELS
-from streamer.errors import ConfigError
+from streamer.errors import ConfigError, SourceError
+from streamer.live import local_path
 from streamer.protocols import Detector, Sink, Tracker
 from streamer.urls import redact
 
@@ -135,6 +138,15 @@ class SourceConfig(_Section):
     )
     reconnect: ReconnectConfig = ReconnectConfig()
     clips: ClipsConfig | None = Field(None, description="this source's clips (default: output.clips)")
+
+    @field_validator("uri")
+    @classmethod
+    def _file_uri(cls, value: str | None) -> str | None:
+        # file:///data/a.mp4 is the file /data/a.mp4: its path is what outputs are checked against
+        try:
+            return local_path(value) if value else value
+        except SourceError as exc:
+            raise ValueError(str(exc)) from None
 
     @field_validator("id")
     @classmethod
@@ -586,18 +598,25 @@ class OutputConfig(_Section):
         return {f"output.{name}": path.format(source_id=source_id) if path else None
                 for name, path in (("video", self.video), ("events", self.events), ("mot", self.mot))}
 
-    def destinations(self) -> dict[str, str]:
-        """Each output's name and where it goes, for the run summary."""
+    def destinations(self, source_ids: Sequence[str] = ()) -> dict[str, str]:
+        """Each output's name and where it goes, for the run summary; a ``{source_id}``
+        path is given for each of ``source_ids`` (the first four, then how many)."""
+        def where(path: str) -> str:
+            if not per_source(path) or not source_ids:
+                return path
+            files = [path.format(source_id=sid) for sid in source_ids]
+            return ", ".join(files[:4]) + (f" and {len(files) - 4} more" if len(files) > 4 else "")
+
         out = {}
         for name in ("video", "events", "mot"):
             path = getattr(self, name)
             if path:
-                out[name] = "stdout" if path == "-" else path
+                out[name] = "stdout" if path == "-" else where(path)
         for c in self.event_sinks:
             out[c.label] = c.destination()
         for name, evidence in (("clips", self.clips), ("snapshots", self.snapshots)):
             if evidence is not None:
-                out[name] = evidence.folder
+                out[name] = where(evidence.folder)
         return out
 
     def to_stdout(self) -> bool:
@@ -784,12 +803,17 @@ def _path(loc: tuple[Any, ...]) -> str:
         after_union = i > 0 and (loc[i - 1] in ("detector", "tracker") or isinstance(loc[i - 1], int))
         if after_union and part in _TAGS:
             continue
-        parts.append(str(part))
+        text = str(part)  # a key the user wrote: shown quoted and shortened if it holds a newline or runs long
+        parts.append(text if text.isprintable() and len(text) <= 80 else _show(part))
     return ".".join(parts) or "(top level)"
 
 
+_REPR = reprlib.Repr()  # (keyword arguments only from Python 3.12)
+_REPR.maxlevel, _REPR.maxlist, _REPR.maxtuple, _REPR.maxdict, _REPR.maxstring, _REPR.maxother = 3, 4, 4, 4, 80, 80
+
+
 def _show(value: Any, limit: int = 80) -> str:
-    text = repr(value)
+    text = _REPR.repr(value)  # bounded: a huge or deeply nested value is never written out in full
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
@@ -840,6 +864,69 @@ def _switched(section: str, base: dict[str, Any], override: dict[str, Any]) -> d
     return {k: v for k, v in base.items() if k in variant.model_fields and k != "params"}
 
 
+YAML_BYTES = 2 * 2**20  # characters of a config file
+YAML_NODES = 1_000_000  # nodes of a config with its aliases expanded (real configs: hundreds)
+YAML_CHARS = 32 * 2**20  # characters of its scalars, expanded
+_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml's parser when PyYAML was built with it
+
+
+def parse_yaml(text: str, origin: str) -> Any:
+    """A YAML document as Python data (safe tags only; libyaml's C parser when present),
+    refused when it holds more than ``YAML_NODES`` values or ``YAML_CHARS`` characters
+    with its aliases expanded (an alias bomb: a few hundred bytes that expand to
+    gigabytes once anything walks them), or when an alias refers to itself."""
+    if len(text) > YAML_BYTES:  # parsing takes about 2 s per MB even with libyaml
+        raise ConfigError(f"{origin}: {len(text):,} characters, over the bound of {YAML_BYTES:,} for a config file; "
+                          f"a config this large is a mistake (keep data such as detections in their own files)")
+    try:
+        data = yaml.load(text, Loader=_YAML_LOADER)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{origin}: not valid YAML ({_first_line(exc)})") from None
+    except RecursionError:  # PyYAML's own parser builds nested values recursively
+        raise ConfigError(f"{origin}: values nested too deeply (exceeded maximum nesting depth)") from None
+    nodes, chars = _expanded_size(data, origin)
+    if nodes > YAML_NODES or chars > YAML_CHARS:
+        raise ConfigError(f"{origin}: holds {nodes:,} values or more ({chars:,} characters) with its aliases "
+                          f"expanded, over the bound of {YAML_NODES:,} ({YAML_CHARS:,} characters); a config this "
+                          f"large is a mistake, or an alias bomb")
+    return data
+
+
+def _first_line(exc: Exception) -> str:
+    text = " ".join(str(exc).split())
+    return text if len(text) <= 300 else text[:297] + "..."
+
+
+def _expanded_size(root: Any, origin: str) -> tuple[int, int]:
+    """Values and string characters of loaded YAML with every alias expanded, without
+    expanding it: an alias is the same Python object, sized once from its children's
+    sizes (iteratively: no recursion limit on deep nesting). Stops early past the bound."""
+    sizes: dict[int, tuple[int, int]] = {}
+    open_: set[int] = set()
+    stack: list[tuple[Any, bool]] = [(root, False)]
+    while stack:
+        value, children_done = stack.pop()
+        key = id(value)
+        if key in sizes:
+            continue
+        if not isinstance(value, (list, dict)):
+            sizes[key] = (1, len(value) if isinstance(value, (str, bytes)) else 0)
+            continue
+        children = [x for pair in value.items() for x in pair] if isinstance(value, dict) else value
+        if children_done:
+            open_.discard(key)
+            sizes[key] = (1 + sum(sizes[id(c)][0] for c in children), sum(sizes[id(c)][1] for c in children))
+            if sizes[key][0] > YAML_NODES or sizes[key][1] > YAML_CHARS:
+                return sizes[key]  # enough to refuse
+            continue
+        if key in open_:
+            raise ConfigError(f"{origin}: an alias refers to the value that holds it; a config cannot contain itself")
+        open_.add(key)
+        stack.append((value, True))
+        stack.extend((c, False) for c in children if id(c) not in sizes)
+    return sizes[id(root)]
+
+
 def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> Config:
     """The configuration from a YAML file (optional) with ``overrides`` applied on top.
 
@@ -857,10 +944,7 @@ def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None
             text = path.read_text(encoding="utf-8")
         except UnicodeDecodeError as exc:
             raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start}); save the config as UTF-8") from None
-        try:
-            data = yaml.safe_load(text) or {}
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{path}: not valid YAML ({exc})") from None
+        data = parse_yaml(text, str(path)) or {}
         if not isinstance(data, dict):
             raise ConfigError(f"{path}: expected a mapping of sections at the top level")
     if overrides:

@@ -21,15 +21,18 @@ from fractions import Fraction
 from typing import Any, Protocol
 
 import av
+import numpy as np
 
-from streamer.errors import SourceError
+from streamer.errors import SourceError, UnsupportedError
 from streamer.packets import PacketRing
 from streamer.protocols import Sampling
 from streamer.types import Frame
 
 log = logging.getLogger(__name__)
 
-__all__ = ["HWACCELS", "HW_FAILURES", "Place", "Position", "decode", "open_container", "reason", "video_stream"]
+__all__ = [
+    "HWACCELS", "HW_FAILURES", "Place", "Position", "decode", "open_container", "reason", "upright", "video_stream",
+]
 
 # The one list of hardware decoders a config may name (config, CLI and open_container use it).
 HWACCELS = ("auto", "none", "cuda", "vaapi", "qsv", "videotoolbox")
@@ -122,7 +125,7 @@ def decode(container: Any, stream: Any, source_id: str, sampler: Sampling, stop:
                     packets.anchor(Fraction(raw) * time_base, pts)  # type: ignore[union-attr]
                     unanchored = False
                 if sampler.keep(index, pts):
-                    image = frame.to_ndarray(format="rgb24")
+                    image = upright(frame.to_ndarray(format="rgb24"), frame.rotation)
                     yield Frame(source_id, index, pts, image, time.time() if place is None else captured,
                                 sampler.detect())
                 index += 1
@@ -130,6 +133,14 @@ def decode(container: Any, stream: Any, source_id: str, sampler: Sampling, stop:
         position.index, position.last_pts = index, last_pts
         if packets is not None:
             packets.gap()
+
+
+def upright(image: np.ndarray, rotation: float) -> np.ndarray:
+    """The picture as it is meant to be seen: a frame whose display matrix rotates it
+    (phone video: ``rotation`` -90 for portrait) turned by that many degrees
+    counterclockwise, as FFmpeg's players do; boxes and outputs then use the upright size."""
+    turns = round(rotation / 90) % 4
+    return np.ascontiguousarray(np.rot90(image, turns)) if turns else image
 
 
 class _DeviceFailures:
@@ -174,6 +185,18 @@ def open_container(url: str, label: str, *, format: str | None = None, options: 
     A device that cannot be used is tried once per process; the source then decodes in
     software after one warning (``auto``: one info line).
     """
+    try:
+        return _open(url, label, format, options, timeout, hwaccel)
+    except av.error.ProtocolNotFoundError:
+        scheme = url.split("://", 1)[0] if "://" in url else url.split(":", 1)[0]
+        raise UnsupportedError(
+            f"{label}: this FFmpeg build (PyAV {av.__version__}) has no {scheme}:// support; use another "
+            f"protocol, or a PyAV built against an FFmpeg that has it"
+        ) from None
+
+
+def _open(url: str, label: str, format: str | None, options: dict[str, str] | None,
+          timeout: float | tuple[float, float] | None, hwaccel: str) -> Any:
     kwargs: dict[str, Any] = {"format": format, "options": dict(options or {}), "timeout": timeout}
     devices = _devices(hwaccel)
     if not devices:

@@ -18,6 +18,10 @@ class SourceError(StreamerError, OSError):
     """A source cannot be opened or stopped delivering frames (missing file, corrupt video)."""
 
 
+class UnsupportedError(SourceError):
+    """The source needs what this build lacks (an FFmpeg protocol): retrying cannot help."""
+
+
 class ModelError(StreamerError, RuntimeError):
     """Detector weights cannot be found or loaded."""
 

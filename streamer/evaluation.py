@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
+import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +24,7 @@ from streamer.types import Detections
 
 log = logging.getLogger(__name__)
 
-__all__ = ["track_folder", "evaluate", "TrackRun", "METRICS"]
+__all__ = ["METRICS", "TrackRun", "check_results", "evaluate", "read_sequence", "track_folder"]
 
 # Columns reported per sequence and combined: TrackEval field names, shown as these names.
 METRICS = {"HOTA": "HOTA", "MOTA": "MOTA", "IDF1": "IDF1", "IDSW": "IDSW"}
@@ -52,14 +53,52 @@ def sequences_with(root: Path, relative: str) -> list[str]:
     return seqs
 
 
-def load_sequence(seq_dir: Path) -> tuple[list[Detections], float]:
-    """Every frame's detections (an empty one where the file has none) and the fps."""
+# Empty frames in a row, with no track held, after which more of them cannot change a
+# tracker (only its frame counter moves, and counters matter within the first min_hits
+# frames alone): such frames are skipped, so one box at frame 100,000,000 costs no
+# 100 million updates.
+IDLE_FRAMES = 1000
+
+
+def read_sequence(seq_dir: Path) -> tuple[dict[int, Detections], int, float]:
+    """The detections of the frames that have any (by 1-based frame number), the
+    sequence's length (``seqLength``, or its last frame with boxes) and its fps."""
     by_frame = read_detections(seq_dir / "det" / "det.txt")
     info = read_seqinfo(seq_dir / "seqinfo.ini")
     length = max([int(info.get("seqlength", 0)), *by_frame.keys()])
-    empty = Detections.empty()  # one for every frame without boxes: memory goes by the frames present
-    frames = [by_frame.get(f, empty) for f in range(1, length + 1)]
-    return frames, float(info.get("framerate", 30))
+    return by_frame, length, float(info.get("framerate", 30))
+
+
+def load_sequence(seq_dir: Path) -> tuple[list[Detections], float]:
+    """Every frame's detections (one shared empty object where the file has none) and the fps."""
+    by_frame, length, fps = read_sequence(seq_dir)
+    empty = Detections.empty()
+    return [by_frame.get(f, empty) for f in range(1, length + 1)], fps
+
+
+def _track(trk: Any, by_frame: dict[int, Detections], sink: MotSink) -> tuple[int, float]:
+    """Tracks the frames in order, writing each one's rows; returns the updates made and
+    the seconds they took. Frames after the last one with boxes give no rows (a track is
+    reported only in a frame that matched it) and are not run; a run of empty frames is
+    cut short once no track is held for ``IDLE_FRAMES`` of them."""
+    empty = Detections.empty()
+    updates, seconds, previous = 0, 0.0, 0
+    for number in sorted(by_frame):
+        idle = 0
+        for gap_frame in range(previous + 1, number):  # the empty frames before this one
+            if idle >= IDLE_FRAMES and not len(trk.alive_ids):
+                break
+            idle = idle + 1 if not len(trk.alive_ids) else 0
+            start = time.perf_counter()
+            sink.write_rows(gap_frame, trk.update(empty))
+            seconds += time.perf_counter() - start
+            updates += 1
+        start = time.perf_counter()
+        tracks = trk.update(by_frame[number])
+        seconds += time.perf_counter() - start
+        sink.write_rows(number, tracks)
+        updates, previous = updates + 1, number
+    return updates, seconds
 
 
 def track_folder(
@@ -73,22 +112,19 @@ def track_folder(
     that take a frame rate get each sequence's (``seqinfo.ini``) unless it sets one.
 
     The output boxes are the tracker's own (``data["track_xyxy"]``), as MOT results are.
-    Only the tracker's ``update`` calls are timed; files are read beforehand.
+    Only the tracker's ``update`` calls are timed; files are read beforehand. Memory and
+    time go by the frames with boxes, not by the highest frame number.
     """
     det_root, out_dir = Path(det_root), Path(out_dir)
     seqs = sequences_with(det_root, "det/det.txt")
     config = tracker_config(tracker) if isinstance(tracker, str) else tracker
     frames_total, seconds = 0, 0.0
     for seq in seqs:
-        frames, fps = load_sequence(det_root / seq)
-        trk = config.build(fps)
-        start = time.perf_counter()
-        results = [trk.update(dets) for dets in frames]
-        seconds += time.perf_counter() - start
-        frames_total += len(frames)
+        by_frame, _, fps = read_sequence(det_root / seq)
         with MotSink(out_dir / f"{seq}.txt", box="track") as sink:
-            for number, tracks in enumerate(results, 1):
-                sink.write_rows(number, tracks)
+            updates, spent = _track(config.build(fps), by_frame, sink)
+        frames_total += updates
+        seconds += spent
     return TrackRun(seqs, frames_total, seconds)
 
 
@@ -111,8 +147,10 @@ def evaluate(
     if missing:
         raise SourceError(f"{results_dir}: no result file for {', '.join(missing)} (expected <seq>.txt)")
     for seq in seqs:
-        if "seqlength" not in read_seqinfo(gt_root / seq / "seqinfo.ini"):
+        info = read_seqinfo(gt_root / seq / "seqinfo.ini")
+        if "seqlength" not in info:
             raise SourceError(f"{gt_root / seq}/seqinfo.ini: missing or without seqLength")
+        check_results(results_dir / f"{seq}.txt", int(info["seqlength"]))
     dataset_config = {
         "GT_FOLDER": str(gt_root),
         "TRACKERS_FOLDER": str(results_dir.resolve().parent),
@@ -136,14 +174,52 @@ def evaluate(
     }
     # TrackEval prints as it goes; what matters is returned.
     with contextlib.redirect_stdout(io.StringIO()):
-        evaluator = trackeval.Evaluator(eval_config)
-        dataset = trackeval.datasets.MotChallenge2DBox(dataset_config)
-        metrics = [trackeval.metrics.HOTA(), trackeval.metrics.CLEAR(), trackeval.metrics.Identity()]
-        raw, messages = evaluator.evaluate([dataset], metrics)
+        try:
+            evaluator = trackeval.Evaluator(eval_config)
+            dataset = trackeval.datasets.MotChallenge2DBox(dataset_config)
+            metrics = [trackeval.metrics.HOTA(), trackeval.metrics.CLEAR(), trackeval.metrics.Identity()]
+            raw, messages = evaluator.evaluate([dataset], metrics)
+        except trackeval.utils.TrackEvalException as exc:  # what the checks above did not foresee
+            raise SourceError(f"TrackEval refused the files: {' '.join(str(exc).split())[:300]}") from None
     result = raw["MotChallenge2DBox"][results_dir.resolve().name]
     if not isinstance(result, dict):
         raise RuntimeError(f"TrackEval failed: {messages}")
     return {seq: _summary(result[seq]["pedestrian"]) for seq in [*seqs, "COMBINED_SEQ"]}
+
+
+def check_results(path: Path, seq_length: int) -> None:
+    """Raises SourceError naming the line when a MOT results file is not one TrackEval can
+    score: each line ``frame,id,x,y,w,h,score[,...]`` of finite numbers, whole frames from 1 to
+    ``seq_length``, whole ids, and no id twice in one frame."""
+    seen: set[tuple[int, int]] = set()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise SourceError(f"{path}: not a text file (byte {exc.start}); MOT results are comma-separated numbers") \
+            from None
+    for number, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        where = f"{path}:{number}"
+        try:
+            values = [float(v) for v in line.split(",")]
+        except ValueError:
+            raise SourceError(f"{where}: not MOT numbers ({line[:60]!r}); lines are frame,id,x,y,w,h,score,...") \
+                from None
+        if len(values) < 7:
+            raise SourceError(f"{where}: {len(values)} values; MOT results need frame,id,x,y,w,h,score at least")
+        if not all(math.isfinite(v) for v in values[:6]):
+            raise SourceError(f"{where}: a value is NaN or infinite")
+        frame, ident = values[0], values[1]
+        if frame != int(frame) or ident != int(ident):
+            raise SourceError(f"{where}: frame and id must be whole numbers, got {frame:g} and {ident:g}")
+        if not 1 <= frame <= seq_length:
+            raise SourceError(f"{where}: frame {frame:g} is outside the sequence (1 to {seq_length}, "
+                              f"seqLength in seqinfo.ini)")
+        key = (int(frame), int(ident))
+        if key in seen:
+            raise SourceError(f"{where}: id {key[1]} appears twice in frame {key[0]}; one box per track and frame")
+        seen.add(key)
 
 
 def _summary(res: dict[str, Any]) -> dict[str, float]:

@@ -35,11 +35,12 @@ from collections.abc import Generator, Iterator
 from fractions import Fraction
 from typing import Any
 from urllib.parse import urlsplit
+from urllib.request import url2pathname
 
 import av
 
 from streamer.decode import HWACCELS, HW_FAILURES, Position, decode, open_container, reason, video_stream
-from streamer.errors import SourceError
+from streamer.errors import SourceError, UnsupportedError
 from streamer.packets import PacketRing
 from streamer.protocols import Sampling
 from streamer.types import Frame, SourceStatus
@@ -48,7 +49,8 @@ from streamer.urls import redact
 log = logging.getLogger(__name__)
 
 __all__ = [
-    "HWACCELS", "HW_FAILURES", "LiveSource", "Reconnect", "SourceStatus", "StreamSpec", "open_container", "parse_uri",
+    "HWACCELS", "HW_FAILURES", "LiveSource", "Reconnect", "SourceStatus", "StreamSpec", "local_path", "open_container",
+    "parse_uri",
 ]
 
 STREAM_SCHEMES = ("rtsp://", "rtsps://", "rtmp://", "rtmps://", "srt://", "udp://", "tcp://", "rtp://")
@@ -99,9 +101,21 @@ def parse_uri(uri: str, transport: str = "tcp", options: dict[str, str] | None =
                 raise SourceError(f"source.transport: must be tcp or udp, got {transport!r}")
             extra.setdefault("rtsp_transport", transport)
         return StreamSpec(uri, None, extra, True, default_id=_slug(host_path))
-    if uri.startswith(HTTP_SCHEMES):
+    if uri.startswith(HTTP_SCHEMES) or (re.match(r"[A-Za-z][\w+.-]*://", uri) and not uri.startswith("file:")):
+        # HTTP, and any other scheme FFmpeg may have (ftp://, ...): live or not, decided once open
         return StreamSpec(uri, None, extra, None, default_id=_slug(host_path))
     return None
+
+
+def local_path(uri: str) -> str:
+    """The path of a ``file:`` URI (``file:///data/a.mp4``, percent-encoding decoded); any other URI unchanged."""
+    if not uri.startswith("file:"):
+        return uri
+    parts = urlsplit(uri)
+    if parts.netloc not in ("", "localhost"):
+        raise SourceError(f"{redact(uri)}: a file: URI names a file on this machine (file:///path); "
+                          f"got host {parts.netloc!r}")
+    return url2pathname(parts.path)
 
 
 _TCP_PORTS: dict[str, int] = {
@@ -244,6 +258,8 @@ class LiveSource:
         while not stop.is_set():
             try:
                 container = self._open()
+            except UnsupportedError:  # no retry brings a protocol into this build
+                raise
             except (av.error.FFmpegError, SourceError, OSError) as exc:
                 why = self._why_not_connected(exc)
                 outage.failures += 1

@@ -126,7 +126,8 @@ class SourceSummary:
     tracks: int = 0
     dropped: int = 0
     downs: int = 0
-    downtime: float = 0.0
+    downtime: float = 0.0  # closed outages, and the one still open at the end
+    down_since: float | None = None  # wall clock of the open outage (None: up)
     reconnects: list[float] = field(default_factory=list)  # seconds down, per reconnect
     latency: Latency = field(default_factory=Latency)
     error: str | None = None

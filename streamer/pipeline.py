@@ -55,6 +55,9 @@ from streamer.types import Detections, Frame, SourceStatus
 
 log = logging.getLogger(__name__)
 
+HANDOFF_MAX = 34  # items between the inference and the calling thread (2 x batch 16 + 2)
+STOP_GRACE = 1.0  # seconds a stop waits for a source inside a call to its camera before ending it
+
 __all__ = ["Pipeline", "Stream"]
 
 
@@ -95,6 +98,7 @@ class Stream:
         self.stop = threading.Event()  # ends this source's decoding (stop(), duration, removal)
         self.removed = False
         self.remove_reason = "removed"
+        self.abandoned = False  # stopped while its decode thread was inside a call to the camera
         self.ending = False  # its end is being processed (set on the processing thread, under the lock)
         self.ended = threading.Event()  # its end has been processed: outputs finished
         self.state = "connecting"
@@ -347,6 +351,19 @@ class Pipeline:
         handler: it only raises a flag, which the running loop acts on within 0.2 s."""
         self._stop_asked.set()
 
+    def _abandon_stuck(self) -> None:
+        """Ends, on their behalf, the live sources whose decode thread is still inside a
+        call to its camera (a connect or read that only its own timeout ends: a server
+        that accepts TCP and never answers): a stop must not wait for that. The thread
+        finds its buffer closed when the call returns, and ends."""
+        for st in list(self.streams.values()):
+            if st.source.live and st.busy_since is not None and not st.buffer.closed and st.thread is not None \
+                    and st.thread.is_alive():
+                log.info("%s: stopped while waiting on the camera", st.source.label)
+                st.abandoned = True
+                st.buffer.put(_SourceEnd(st.id, None, st.removed), timeout=0.1)
+                st.buffer.close()
+
     def _stop_sources(self) -> None:
         with self._lock:  # as _add: no source joins once this has run
             self.group.seal()
@@ -539,7 +556,9 @@ class Pipeline:
         if error is not None:
             stream.last_error = str(error)
         if error is not None and len(self.streams) > 1:
-            log.error("%s: %s (the other sources go on)", stream.source.label, error)
+            text = str(error)  # most errors of a source begin with its label already
+            log.error("%s (the other sources go on)", text if text.startswith(stream.source.label)
+                      else f"{stream.source.label}: {text}")
         # Its files are finished on a thread of their own (an MP4's encoder flushes its
         # look-ahead, ~0.1 s): the other sources' frames do not wait for that.
         self._closers = [t for t in self._closers if t.is_alive()]
@@ -573,7 +592,9 @@ class Pipeline:
                           detector=self.detector.backend)
         summary.sources = {sid: st.summary for sid, st in self.streams.items()}
         self._total = self.expected_frames()
-        handoff: queue.Queue[_Pair] = queue.Queue(maxsize=2 * self.config.detector.batch + 2)
+        # Two batches in hand-off, but never more than HANDOFF_MAX frames (a batch of 256
+        # 1080p frames is 1.6 GB): past that the inference thread waits on the consumer.
+        handoff: queue.Queue[_Pair] = queue.Queue(maxsize=min(2 * self.config.detector.batch + 2, HANDOFF_MAX))
         start = time.perf_counter()
         with contextlib.ExitStack() as stack:
             self._shared[:] = [stack.enter_context(sink) for sink in self.config.output.shared_sinks()]
@@ -629,7 +650,9 @@ class Pipeline:
                 self._stop_asked.set()
             if self._stop_asked.is_set() and not stopping:
                 self._stop_sources()
-                stopping = True
+                stopping, stopped_at = True, time.monotonic()
+            if stopping and time.monotonic() - stopped_at > STOP_GRACE:
+                self._abandon_stuck()
             if time.monotonic() >= next_window:
                 self._window(time.time(), marks)
                 next_window = time.monotonic() + interval
@@ -660,7 +683,8 @@ class Pipeline:
         if self.until_stopped:  # the streams of a service came and went
             summary.source = ", ".join([*(s.label for s in summary.sources.values()),
                                         *(f"{s.label} (removed)" for s in summary.retired)]) or "no stream"
-        summary.outputs = self.config.output.destinations()
+        ids = list(dict.fromkeys([*summary.sources, *(s.id for s in summary.retired)]))
+        summary.outputs = self.config.output.destinations(ids)
         summary.sinks = [stats for sink in self._shared if (stats := sink.delivery()) is not None]
         failed = [st.summary for st in self.streams.values() if st.summary.error]
         if self.until_stopped:  # a service reports each stream's failure where it happened
@@ -688,7 +712,7 @@ class Pipeline:
         for st in self.streams.values():
             st.stop.set()
             st.buffer.close()
-            if st.thread is not None:
+            if st.thread is not None and not st.abandoned:  # an abandoned one ends with its camera's call
                 threads.append(st.thread)
         for thread in threads:
             if thread.is_alive():

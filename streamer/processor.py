@@ -103,12 +103,14 @@ class StreamProcessor:
         frame = max(status.index - 1, 0)
         if status.state == "down":
             self.summary.downs += 1
+            self.summary.down_since = status.at
             events = analytics.source_down(frame, float(status.pts), status.at, status.reason)
             if self._tracker is not None:
                 self._tracker.reset()  # tracks do not survive the gap; new ones start after it
             self._last_detect_pts = None
             self._since_detect = 0
         else:
+            self.summary.down_since = None
             self.summary.downtime += status.downtime
             self.summary.reconnects.append(status.downtime)
             events = analytics.source_up(frame, float(status.pts), status.at, status.downtime, status.attempts)
@@ -127,6 +129,8 @@ class StreamProcessor:
         if self.ended:
             return 0
         self.ended = True
+        if self.summary.down_since is not None:  # down at the end: that outage counts too
+            self.summary.downtime += max(time.time() - self.summary.down_since, 0.0)
         if removed is not None:
             events = self._events().removed(removed.at, removed.reason or "removed")
         else:
@@ -192,7 +196,9 @@ class StreamProcessor:
         self._since_detect = 0
         self._last_detect_pts = frame.pts
         self.summary.detected += 1
-        return tracker.update(dets.proper(), period=period)
+        # max_det holds for every detector (one given to Pipeline too): a tracker's
+        # association grows with the square of the boxes
+        return tracker.update(dets.proper().best(self._config.detector.max_det), period=period)
 
     def _all_sinks(self) -> tuple[Sink, ...]:
         return (*self._sinks, *self._shared)

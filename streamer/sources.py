@@ -23,7 +23,7 @@ import numpy as np
 
 from streamer.decode import Position, decode, open_container, reason, video_stream
 from streamer.errors import ConfigError, SourceError
-from streamer.live import LiveSource, Reconnect, parse_uri
+from streamer.live import HTTP_SCHEMES, LiveSource, Reconnect, local_path, parse_uri
 from streamer.mot import read_seqinfo
 from streamer.packets import PacketRing
 from streamer.protocols import Sampling
@@ -177,6 +177,7 @@ def open_source(uri: str, source_id: str | None = None, fps: float | None = None
     """
     if not uri:
         raise SourceError("no source given; pass a video file, image folder, glob, camera or stream URL")
+    uri = local_path(uri)
     spec = parse_uri(uri, transport, options)
     if spec is not None:
         def live_source():
@@ -185,8 +186,15 @@ def open_source(uri: str, source_id: str | None = None, fps: float | None = None
         if live is None and spec.live is None:  # HTTP: ask the server whether it has an end
             try:
                 container = open_container(spec.url, redact(uri), options=spec.options, timeout=timeout)
-            except av.error.FFmpegError as exc:
+            except (av.error.HTTPClientError, av.error.InvalidDataError) as exc:  # an answer: no such stream
                 raise SourceError(f"{redact(uri)}: cannot be opened ({reason(exc)})") from None
+            except (av.error.FFmpegError, OSError) as exc:
+                if not uri.startswith(HTTP_SCHEMES):  # ftp:// and the like: files on a server
+                    raise SourceError(f"{redact(uri)}: cannot be opened ({reason(exc)})") from None
+                # no answer: an HTTP/HLS camera that is off, waited for like an RTSP one
+                log.warning("%s: cannot be opened (%s); waiting for it as a live stream (source.live: false "
+                            "fails at once instead)", redact(uri), reason(exc))
+                return live_source()
             if container.duration is None:
                 container.close()
                 return live_source()

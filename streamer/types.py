@@ -147,6 +147,13 @@ class Detections:
         ok = np.isfinite(x).all(1) & (x[:, 2] > x[:, 0]) & (x[:, 3] > x[:, 1]) & np.isfinite(self.confidence)
         return self if ok.all() else self[np.flatnonzero(ok)]
 
+    def best(self, n: int) -> Detections:
+        """At most ``n`` boxes, the best scoring, in their order (a detector's ``max_det``);
+        itself when it has no more."""
+        if len(self) <= n:
+            return self
+        return self[np.sort(np.argsort(-self.confidence, kind="stable")[:n])]
+
     @classmethod
     def concat(cls, parts: list[Detections]) -> Detections:
         """Rows of every part, in order."""

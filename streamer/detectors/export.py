@@ -33,6 +33,7 @@ import logging
 import os
 import shutil
 import tempfile
+import threading
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -44,7 +45,7 @@ from streamer.errors import ModelError
 
 log = logging.getLogger(__name__)
 
-__all__ = ["ExportSpec", "cached_export", "export_key", "entry_dir"]
+__all__ = ["ExportSpec", "cached_export", "entry_dir", "export_key", "load_yolo"]
 
 MANIFEST = "streamer-export.json"
 CALIBRATION_FRAMES = 200
@@ -200,13 +201,39 @@ def _no_auto_install() -> Iterator[None]:
         checks.AUTOINSTALL = before
 
 
+_SAFE_LOAD = threading.Lock()
+
+
+def load_yolo(weights: str):
+    """An ultralytics ``YOLO`` from a path, name or ``.yaml``, a ``.pt`` loaded with
+    ultralytics' restricted loader: torch's ``weights_only`` unpickler with an allow-list
+    of model classes, so a crafted checkpoint cannot run code while it loads. What it
+    refuses is a ModelError saying why."""
+    from ultralytics import YOLO
+    from ultralytics.nn import tasks
+
+    with _SAFE_LOAD:  # ultralytics reads the setting from its module at load time
+        before = tasks.SAFE_LOAD
+        tasks.SAFE_LOAD = True
+        try:
+            return YOLO(weights, task="detect")
+        except TypeError as exc:
+            if "outside the supported" not in str(exc):
+                raise
+            raise ModelError(
+                f"{weights}: refused: it holds Python objects that are not parts of a model, and a .pt can run code "
+                f"as it loads; use weights saved by ultralytics (YOLO(...).save()) from a source you trust"
+            ) from None
+        finally:
+            tasks.SAFE_LOAD = before
+
+
 def _run_exporter(spec: ExportSpec, work: Path) -> Path:
     """ultralytics' exporter on a copy of the weights in ``work``; the exported path."""
-    from ultralytics import YOLO
 
     weights = work / "model.pt"
     shutil.copyfile(spec.weights, weights)
-    yolo = YOLO(str(weights), task="detect")
+    yolo = load_yolo(str(weights))
     precision: dict = {"quantize": 16 if spec.half else None}
     if spec.calibration is not None:
         data = _calibration_set(spec, work / "calibration", dict(yolo.names))

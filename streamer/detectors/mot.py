@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 from collections.abc import Sequence
 
-import numpy as np
 
 from streamer.mot import read_detections
 from streamer.types import Detections, Frame
@@ -43,9 +42,7 @@ class MotDetector:
             else:
                 if self.conf > 0:
                     dets = dets[dets.confidence >= self.conf]
-                if len(dets) > self.max_det:  # the best scoring, as a detector's max_det keeps
-                    dets = dets[np.sort(np.argsort(-dets.confidence, kind="stable")[: self.max_det])]
-                out.append(dets)
+                out.append(dets.best(self.max_det))  # the best scoring, as a detector's max_det keeps
         return out
 
     def stage_seconds(self) -> dict[str, float]:

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from streamer.detectors.backends import Choice, Forward, TorchForward, choose, open_forward
-from streamer.detectors.export import ExportSpec, cached_export
+from streamer.detectors.export import ExportSpec, cached_export, load_yolo
 from streamer.errors import ModelError
 from streamer.letterbox import Letterbox, letterbox_shape
 from streamer.nms import non_max_suppression
@@ -69,8 +69,6 @@ def stdout_to_stderr() -> Iterator[None]:
 
 def _load(weights: str):
     """An ultralytics ``YOLO`` from a path, a model name or a ``.yaml`` (random weights)."""
-    from ultralytics import YOLO
-
     path = Path(weights)
     if path.suffix not in (".pt", ".yaml", ".yml"):
         raise ModelError(
@@ -80,7 +78,9 @@ def _load(weights: str):
     if path.suffix == ".pt" and path.parent != Path(".") and not path.is_file():
         raise ModelError(f"{weights}: no such weights file; check the path")
     try:
-        return YOLO(weights, task="detect")
+        return load_yolo(weights)
+    except ModelError:
+        raise
     except Exception as exc:  # ultralytics raises many types for a failed download
         raise ModelError(
             f"could not load weights {weights!r} ({type(exc).__name__}: {str(exc).splitlines()[0][:200]}). "
