@@ -23,7 +23,7 @@ from pydantic import ValidationError
 
 from streamer.config import AnalyticsConfig, Config, SourceConfig, validation_message
 from streamer.errors import ConfigError, StreamerError
-from streamer.service.core import STREAM_ID, StreamView
+from streamer.service.core import STREAM_ID, StreamView, source_section
 from streamer.service.store import StreamStore
 from streamer.urls import redact
 
@@ -92,15 +92,7 @@ class ClusterService:
             self._view = None
 
     def put_stream(self, sid: str, body: Any) -> bool:
-        _checked(sid, "id")
-        if not isinstance(body, dict):
-            raise ConfigError("body: expected a JSON object (a source section: uri, transport, timeout, ...)")
-        if body.get("id", sid) != sid:
-            raise ConfigError(f"id: the body's id {body['id']!r} differs from the path's {sid!r}")
-        try:
-            cfg = SourceConfig.model_validate({**body, "id": sid})
-        except ValidationError as exc:
-            raise ConfigError(validation_message(exc, "body")) from None
+        cfg = source_section(sid, body)
         created = self._call(self.controller.put.remote(sid, cfg.model_dump(exclude_defaults=True)))
         self.store.set(sid, body | {"id": sid})
         return created

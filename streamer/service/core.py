@@ -33,7 +33,7 @@ from streamer.view.webrtc import Peers
 
 log = logging.getLogger(__name__)
 
-__all__ = ["STREAM_ID", "Service", "StreamView"]
+__all__ = ["STREAM_ID", "Service", "StreamView", "source_section"]
 
 # Ids name files ({source_id} in output paths) and URL paths: no separators, no "..".
 STREAM_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
@@ -158,15 +158,7 @@ class Service:
         created (False: it existed, changed or not). Idempotent: an unchanged section
         leaves the running stream alone. Raises ConfigError for a bad body or a source
         that cannot be opened (then nothing changed)."""
-        _checked_id(sid, "id")
-        if not isinstance(body, dict):
-            raise ConfigError("body: expected a JSON object (a source section: uri, transport, timeout, ...)")
-        if body.get("id", sid) != sid:
-            raise ConfigError(f"id: the body's id {body['id']!r} differs from the path's {sid!r}")
-        try:
-            cfg = SourceConfig.model_validate({**body, "id": sid})
-        except ValidationError as exc:
-            raise ConfigError(validation_message(exc, "body")) from None
+        cfg = source_section(sid, body)
         if cfg.analytics is not None:
             self.pipeline.check_analytics(cfg.analytics, "analytics")
         with self._lock:
@@ -295,6 +287,19 @@ class Service:
     def stop(self) -> None:
         """Ends the run cleanly (safe in a signal handler)."""
         self.pipeline.stop()
+
+
+def source_section(sid: str, body: Any) -> SourceConfig:
+    """The source section a PUT of stream ``sid`` asks for; ConfigError naming what is wrong."""
+    _checked_id(sid, "id")
+    if not isinstance(body, dict):
+        raise ConfigError("body: expected a JSON object (a source section: uri, transport, timeout, ...)")
+    if body.get("id", sid) != sid:
+        raise ConfigError(f"id: the body's id {body['id']!r} differs from the path's {sid!r}")
+    try:
+        return SourceConfig.model_validate({**body, "id": sid})
+    except ValidationError as exc:
+        raise ConfigError(validation_message(exc, "body")) from None
 
 
 def _view_figures(feed: Feed | None) -> tuple:

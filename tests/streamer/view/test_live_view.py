@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
+from helpers import wait_for
 from serving import Serve, write_dets
 
 from streamer.testing.browser import browser_available, chromium, playback, wait_playing
@@ -45,17 +46,6 @@ def _metric(serve: Serve, name: str) -> float:
             if sample.name == name:
                 return sample.value
     raise AssertionError(f"{name} not in /metrics")
-
-
-def _wait(condition, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not {what} after {timeout}s")
-        time.sleep(0.1)
 
 
 def _magenta(png: bytes, x: float, y: float, span: int = 4) -> bool:
@@ -94,13 +84,13 @@ def test_the_page_plays_each_stream_with_its_overlay_and_a_closed_tab_is_cleaned
         assert counts.text == "door: in 0, out 0"
 
         driver.get("about:blank")  # the tab leaves the page: it hangs up as it goes
-        _wait(lambda: _metric(serve, "streamer_view_peers") == 0, 5, "the peer connection closed")
+        wait_for(lambda: _metric(serve, "streamer_view_peers") == 0, 5, "the peer connection closed")
         driver.get(f"{serve.url}/")  # the token stays for the tab's session
         wait_playing(driver, "cam")
         assert _metric(serve, "streamer_view_peers") == 1
     finally:
         driver.quit()  # the browser is gone without a word: ICE consent (30 s) ends its connection
-    _wait(lambda: _metric(serve, "streamer_view_peers") == 0, 45, "the dead browser's connection closed")
+    wait_for(lambda: _metric(serve, "streamer_view_peers") == 0, 45, "the dead browser's connection closed")
     assert _metric(serve, "streamer_view_peers_closed_total") == 2
     assert _metric(serve, "streamer_view_viewers") == 0
     assert serve.stop()[0] == 0
@@ -119,7 +109,7 @@ def test_a_camera_that_goes_down_shows_so_and_plays_again_without_a_reload(tmp_p
         assert playback(driver, "cam")["width"] == 160  # the 320x240 camera at view.max_width
         server.stop(kill=True)
         killed = time.monotonic()
-        _wait(lambda: playback(driver, "cam")["state"] == "down", 2 + 1.5, "down in the tile")
+        wait_for(lambda: playback(driver, "cam")["state"] == "down", 2 + 1.5, "down in the tile")
         shown = time.monotonic() - killed
         assert shown <= 2 + 1, f"down shown {shown:.1f}s after the camera went (timeout 2 s)"
         reason = driver.find_element("css selector", '.tile[data-stream="cam"] .reason').text
@@ -131,7 +121,7 @@ def test_a_camera_that_goes_down_shows_so_and_plays_again_without_a_reload(tmp_p
         still = cv2.imdecode(np.frombuffer(video.screenshot_as_png, np.uint8), cv2.IMREAD_GRAYSCALE)
         assert abs(np.median(still) - 48) <= 6  # the still's grey, not the camera's last picture
         server.start()
-        _wait(lambda: playback(driver, "cam")["state"] == "up", 20, "up again")
+        wait_for(lambda: playback(driver, "cam")["state"] == "up", 20, "up again")
         before = playback(driver, "cam")
         time.sleep(3)
         after = playback(driver, "cam")
@@ -162,7 +152,7 @@ def test_snapshot_and_mjpeg_for_tools_without_webrtc(tmp_path):
             if len(frames) == 20:
                 break
     assert {(f.width, f.height) for f in frames} == {(640, 360)}
-    _wait(lambda: _metric(serve, "streamer_view_frames_total") >= 20, 5, "frames counted")
+    wait_for(lambda: _metric(serve, "streamer_view_frames_total") >= 20, 5, "frames counted")
 
     answer = serve.api("POST", "/api/streams/cam/webrtc", "not sdp", headers={"Content-Type": "application/sdp"})
     assert answer.status_code == 422 and "SDP" in answer.json()["error"]
