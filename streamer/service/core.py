@@ -263,6 +263,10 @@ class Service:
         now = time.monotonic()
         for stream in list(self.pipeline.streams.values()):
             self._recent_of(stream).add(stream, now)
+            feed = self.hub.get(stream.id) if self.hub is not None else None
+            if feed is not None and feed.state == "connecting" and stream.state == "down":
+                # down from the start: no frame came, so no view sink was built to say so
+                feed.set_state("down", redact(stream.last_error or "never connected"))
         for sid in [sid for sid in self._recent if sid not in self.pipeline.streams]:
             self._recent.pop(sid, None)
         stuck = self.stuck()

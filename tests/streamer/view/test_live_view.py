@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
-from helpers import wait_for
+from helpers import free_port, wait_for
 from serving import Serve, write_dets
 
 from streamer.testing.browser import browser_available, chromium, playback, wait_playing
@@ -166,4 +166,17 @@ def test_snapshot_and_mjpeg_for_tools_without_webrtc(tmp_path):
     assert page.status_code == 200 and "<video" in page.text and "http" not in page.text.split("<body>")[1]  # no CDN
     assert requests.get(serve.url + "/view/view.js", timeout=10).status_code == 200
     assert requests.get(serve.url + "/view/../core.py", timeout=10).status_code == 404
+    assert serve.stop()[0] == 0
+
+
+def test_a_camera_down_from_the_start_shows_down_not_connecting(tmp_path):
+    port = free_port()  # nothing listens there
+    sources = [{"id": "cam", "uri": f"rtsp://127.0.0.1:{port}/cam", "timeout": 1}]
+    serve = Serve(tmp_path, "--config", _config(tmp_path, sources))
+
+    def state() -> str:
+        return requests.get(f"{serve.url}/api/streams/cam/snapshot.jpg", timeout=10).headers["x-stream-state"]
+
+    wait_for(lambda: state() == "down", 10, "the still saying down")
+    assert serve.streams()["cam"]["state"] == "down"
     assert serve.stop()[0] == 0
