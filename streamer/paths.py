@@ -3,12 +3,23 @@ for writing (an output path equal to the input video used to truncate it first).
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Mapping
+from pathlib import Path
 
 from streamer.errors import ConfigError
 
-__all__ = ["check_overwrites"]
+__all__ = ["check_overwrites", "file_sha256"]
+
+
+def file_sha256(path: str | Path) -> str:
+    """The SHA-256 of a file's bytes (hex), read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def _same(a: str, b: str) -> bool:

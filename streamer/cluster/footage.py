@@ -28,10 +28,11 @@ from typing import Any
 
 from streamer.config import Config
 from streamer.errors import ConfigError, StreamerError
+from streamer.paths import file_sha256
 
 log = logging.getLogger(__name__)
 
-__all__ = ["MANIFEST", "FootageJob", "JobResult", "config_hash", "file_config", "footage_inputs", "input_hash"]
+__all__ = ["MANIFEST", "FootageJob", "JobResult", "config_hash", "file_config", "footage_inputs"]
 
 MANIFEST = "manifest.json"
 VIDEO_SUFFIXES = frozenset({".mp4", ".mkv", ".avi", ".mov", ".webm", ".ts", ".m4v", ".mpg", ".mpeg", ".flv"})
@@ -95,14 +96,6 @@ def config_hash(config: Config) -> str:
     """SHA-256 of what decides the outputs: the config less the source and the display."""
     text = config.model_dump_json(exclude={"source": {"uri", "id"}, "sources": True, "progress": True})
     return hashlib.sha256(text.encode()).hexdigest()
-
-
-def input_hash(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 @dataclass
@@ -230,7 +223,7 @@ class FootageJob:
         result = JobResult(len(self.files))
         todo = {}
         for f in self.files:
-            digest = input_hash(f)
+            digest = file_sha256(f)
             if manifest.complete(f.stem, digest, self.config_hash):
                 result.skipped.append(f.stem)
             else:

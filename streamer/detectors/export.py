@@ -25,7 +25,6 @@ missing requirements is switched off while it runs.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import importlib.metadata
 import importlib.util
 import json
@@ -42,6 +41,7 @@ import torch
 
 from streamer.detectors.backends import EXTRAS, describe, installed, version
 from streamer.errors import ModelError
+from streamer.paths import file_sha256
 
 log = logging.getLogger(__name__)
 
@@ -103,14 +103,6 @@ def entry_dir(spec: ExportSpec, cache_dir: str | Path | None = None) -> Path:
     return root / name
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _versions(backend: str) -> dict[str, str]:
     out = {"ultralytics": importlib.metadata.version("ultralytics"), "torch": torch.__version__}
     for module in _EXPORT_MODULES[backend]:
@@ -130,9 +122,9 @@ def export_key(spec: ExportSpec) -> dict:
     key = {k: v for k, v in asdict(spec).items() if k not in ("weights", "device", "half", "calibration")}
     key["precision"] = spec.precision
     if spec.calibration is not None:
-        key["calibration_sha256"] = _sha256(spec.calibration)
+        key["calibration_sha256"] = file_sha256(spec.calibration)
         key["calibration_frames"] = CALIBRATION_FRAMES
-    key["weights_sha256"] = _sha256(spec.weights)
+    key["weights_sha256"] = file_sha256(spec.weights)
     key["dynamic"] = True
     key["versions"] = _versions(spec.backend)
     if spec.backend == "tensorrt":
@@ -170,7 +162,7 @@ def check_entry(entry: Path, key: dict) -> str | None:
         return "corrupt (files missing or added)"
     for name, p in files.items():
         size, digest = saved["files"][name]
-        if p.stat().st_size != size or _sha256(p) != digest:
+        if p.stat().st_size != size or file_sha256(p) != digest:
             return f"corrupt ({name} does not match its checksum)"
     return None
 
@@ -293,7 +285,7 @@ def export_to(spec: ExportSpec, entry: Path) -> Path:
     staged = Path(tempfile.mkdtemp(prefix=f".{entry.name}-", dir=entry.parent)) / "entry"
     try:
         _run_exporter(spec, work)
-        files = {p.relative_to(work).as_posix(): [p.stat().st_size, _sha256(p)] for p in _files(work)}
+        files = {p.relative_to(work).as_posix(): [p.stat().st_size, file_sha256(p)] for p in _files(work)}
         (work / MANIFEST).write_text(json.dumps({"key": key, "files": files}, indent=1))
         shutil.move(work, staged)
         if entry.exists():
