@@ -99,13 +99,21 @@ def create_app(service: Service, token: str | None = None, max_body: int = MAX_B
     app = FastAPI(title="streamer", docs_url=None, redoc_url=None, openapi_url=None)
     expected = token.encode() if token else None
 
-    def authorized(request: Request) -> None:
+    def check(request: Request, media: bool = False) -> None:
+        """The token as ``Authorization: Bearer``; for ``media`` (what ``<img>`` tags, VLC and
+        Home Assistant fetch: they cannot send a header) also as ``?token=``."""
         if expected is None:
             return
         scheme, _, given = request.headers.get("authorization", "").partition(" ")
         # the scheme is case-insensitive (RFC 7235); the token is compared in constant time
-        if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), expected):
-            raise _Unauthorized
+        if scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), expected):
+            return
+        if media and hmac.compare_digest(request.query_params.get("token", "").encode(), expected):
+            return
+        raise _Unauthorized
+
+    def authorized(request: Request) -> None:  # the dependency of the API's routes: the header only
+        check(request)
 
     @app.exception_handler(_Unauthorized)
     async def _unauthorized(request: Request, exc: _Unauthorized) -> Response:
@@ -124,8 +132,7 @@ def create_app(service: Service, token: str | None = None, max_body: int = MAX_B
     if service.hub is not None and service.peers is not None:
         from streamer.view.routes import view_routes
 
-        app.include_router(view_routes(service.hub, service.peers, lambda sid: sid in service.desired, token,
-                                       _Unauthorized))
+        app.include_router(view_routes(service.hub, service.peers, lambda sid: sid in service.desired, check))
     return _BodyLimit(app, max_body)
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hmac
 import json
 from collections.abc import AsyncIterator, Callable
 from importlib import resources
@@ -35,30 +34,13 @@ def _static(name: str) -> bytes:
     return resources.files("streamer.view").joinpath("static", name).read_bytes()
 
 
-def view_routes(hub: ViewHub, peers: Peers, known: Callable[[str], bool], token: str | None,
-                unauthorized: type[Exception]) -> APIRouter:
-    """The view's routes; ``known(sid)``: whether a stream of that id is in the set."""
+def view_routes(hub: ViewHub, peers: Peers, known: Callable[[str], bool], check: Callable[..., None]) -> APIRouter:
+    """The view's routes; ``known(sid)``: whether a stream of that id is in the set;
+    ``check(request, media=False)``: the service's token check (raises when it fails)."""
     router = APIRouter()
     router.include_router(_page_routes())
-    router.include_router(_media_routes(hub, peers, known, _checker(token, unauthorized)))
+    router.include_router(_media_routes(hub, peers, known, check))
     return router
-
-
-def _checker(token: str | None, unauthorized: type[Exception]) -> Callable[..., None]:
-    """The token check: the header, or for media also ``?token=``."""
-    expected = token.encode() if token else None
-
-    def check(request: Request, media: bool = False) -> None:
-        if expected is None:
-            return
-        scheme, _, given = request.headers.get("authorization", "").partition(" ")
-        if scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), expected):
-            return
-        if media and hmac.compare_digest(request.query_params.get("token", "").encode(), expected):
-            return
-        raise unauthorized
-
-    return check
 
 
 def _unknown(sid: str) -> JSONResponse:

@@ -144,6 +144,7 @@ def test_snapshot_and_mjpeg_for_tools_without_webrtc(tmp_path):
     assert image.shape == (360, 640, 3)
     assert image[30, 318:323, 0].max() > 200 and image[30, 318:323, 2].max() > 200  # the line at x=320
     assert serve.api("GET", "/api/streams/nope/snapshot.jpg").status_code == 404
+    assert requests.get(f"{serve.url}/api/streams?token={TOKEN}", timeout=10).status_code == 401  # media only
 
     with av.open(f"{serve.url}/api/streams/cam/mjpeg?token={TOKEN}", format="mpjpeg", timeout=10) as container:
         frames = []
