@@ -17,7 +17,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
 
@@ -32,7 +32,7 @@ from streamer.types import Detections, Event, Frame, SourceStatus
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Feed", "Subscription", "ViewHub", "ViewSink", "output_size"]
+__all__ = ["Feed", "Subscription", "ViewHub", "ViewSink", "jpeg", "output_size"]
 
 _STILL_EVERY = 1.0  # seconds between repeats of a still (down, connecting) frame
 _TIME_BASE = Fraction(1, 90_000)  # RTP's video clock
@@ -46,6 +46,14 @@ def output_size(height: int, width: int, max_width: int) -> tuple[int, int]:
     return h - h % 2, w - w % 2
 
 
+def jpeg(image: np.ndarray, quality: int) -> bytes:
+    """An RGB picture as JPEG bytes."""
+    ok, data = cv2.imencode(".jpg", image[:, :, ::-1], [cv2.IMWRITE_JPEG_QUALITY, quality])
+    if not ok:
+        raise ValueError(f"JPEG encoding failed for a {image.shape} picture")
+    return data.tobytes()
+
+
 @dataclass
 class Subscription:
     """A viewer: ``deliver`` is called on the renderer thread with each encoded item
@@ -53,7 +61,6 @@ class Subscription:
 
     kind: str  # "h264" or "jpeg"
     deliver: Callable[[Any], None]
-    since: float = field(default_factory=time.monotonic)
 
 
 @dataclass
@@ -95,9 +102,7 @@ class Feed:
         # figures, for /metrics and the benchmark
         self.rendered = 0
         self.encoded = 0  # H.264 frames
-        self.jpegs = 0
         self.latency = Latency()  # capture to the moment a frame is handed to the encoders
-        self.render_seconds = 0.0
 
     # ---- the producer side (the processing thread, through ViewSink)
 
@@ -253,7 +258,6 @@ class Feed:
 
     def _render(self, latest: _Latest | None, scene: Scene | None, state: str, reason: str,
                 subs: list[Subscription], keyframe: bool, encoder: _H264 | None) -> _H264 | None:
-        t0 = time.perf_counter()
         image = self._picture(latest, scene, state, reason)
         if state == "up" and latest is not None:
             self.latency.add(time.time() - latest.captured_at)
@@ -271,14 +275,10 @@ class Feed:
                         s.deliver(packet)
             self.encoded += 1
         if any(s.kind == "jpeg" for s in subs):
-            ok, jpeg = cv2.imencode(".jpg", image[:, :, ::-1], [cv2.IMWRITE_JPEG_QUALITY, self.config.jpeg_quality])
-            if ok:
-                data = jpeg.tobytes()
-                for s in subs:
-                    if s.kind == "jpeg":
-                        s.deliver(data)
-                self.jpegs += 1
-        self.render_seconds += time.perf_counter() - t0
+            data = jpeg(image, self.config.jpeg_quality)
+            for s in subs:
+                if s.kind == "jpeg":
+                    s.deliver(data)
         return encoder
 
 
@@ -301,14 +301,13 @@ class _H264:
         gop = max(1, round(fps * 10))  # a bound only: the feed forces one a second, by the clock
         self.codec.options = {"preset": "ultrafast", "tune": "zerolatency", "threads": "1",
                               "x264-params": f"keyint={gop}:scenecut=0:repeat-headers=1"}
-        self._start, self._last_pts = clock
-        self.clock = clock
+        self.clock = clock  # its start (monotonic) and the last pts
 
     def encode(self, image: np.ndarray, keyframe: bool) -> list[av.Packet]:
         frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
-        pts = max(self._last_pts + 1, round((time.monotonic() - self._start) / _TIME_BASE))
-        frame.pts, frame.time_base, self._last_pts = pts, _TIME_BASE, pts
-        self.clock = (self._start, pts)
+        start, last = self.clock
+        pts = max(last + 1, round((time.monotonic() - start) / _TIME_BASE))
+        frame.pts, frame.time_base, self.clock = pts, _TIME_BASE, (start, pts)
         frame.pict_type = av.video.frame.PictureType.I if keyframe else av.video.frame.PictureType.NONE
         packets = self.codec.encode(frame)
         for p in packets:

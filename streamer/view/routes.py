@@ -15,12 +15,11 @@ from collections.abc import AsyncIterator, Callable
 from importlib import resources
 from typing import Any
 
-import cv2
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from streamer.errors import ConfigError
-from streamer.view.feed import ViewHub
+from streamer.view.feed import ViewHub, jpeg
 from streamer.view.webrtc import Peers
 
 __all__ = ["view_routes"]
@@ -103,8 +102,7 @@ def _media_routes(hub: ViewHub, peers: Peers, known: Callable[[str], bool], chec
         if not known(sid):
             return _unknown(sid)
         image, state = hub.feed(sid).snapshot()  # a stream with no frame yet: a still saying so
-        _, jpeg = cv2.imencode(".jpg", image[:, :, ::-1], [cv2.IMWRITE_JPEG_QUALITY, hub.config.jpeg_quality])
-        return Response(jpeg.tobytes(), media_type="image/jpeg",
+        return Response(jpeg(image, hub.config.jpeg_quality), media_type="image/jpeg",
                         headers={"X-Stream-State": state, "Cache-Control": "no-store"})
 
     @router.get("/api/streams/{sid}/mjpeg")

@@ -100,7 +100,6 @@ class Peers:
         self._ice = [RTCIceServer(urls=s.urls, username=s.username, credential=s.credential) for s in ice_servers]
         self.open: dict[str, tuple[str, RTCPeerConnection, PacketTrack]] = {}
         self.max_per_stream, self.max_peers, self.connect_timeout = max_per_stream, max_peers, connect_timeout
-        self.opened = 0
         self.closed = 0
         self._tasks: set[asyncio.Future] = set()
 
@@ -137,7 +136,6 @@ class Peers:
             raise ConfigError(f"offer: not a usable SDP offer ({exc})") from None
         session = uuid.uuid4().hex
         self.open[session] = (feed.sid, pc, track)
-        self.opened += 1
 
         @pc.on("connectionstatechange")
         async def _changed() -> None:
