@@ -13,6 +13,7 @@ from pathlib import Path
 
 import requests
 from helpers import free_port
+from prometheus_client.parser import text_string_to_metric_families
 
 LAVFI = "lavfi:testsrc2=size=320x240:rate=25"
 
@@ -80,6 +81,15 @@ class Serve:
         self.proc.send_signal(sig)
         out, err = self.proc.communicate(timeout=60)
         return self.proc.returncode, out, err
+
+
+def metric_samples(text: str) -> dict[tuple[str, tuple], float]:
+    """``/metrics`` text parsed by prometheus-client: (name, sorted labels) to value."""
+    out = {}
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            out[(s.name, tuple(sorted(s.labels.items())))] = s.value
+    return out
 
 
 def summary_frames(out: str) -> dict[str, int]:

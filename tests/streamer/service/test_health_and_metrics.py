@@ -9,20 +9,12 @@ import time
 
 import requests
 from helpers import OBJECTS, clip_with_detections, free_port, wait_for
-from prometheus_client.parser import text_string_to_metric_families
-from serving import LAVFI, Serve, read_events, summary_frames, write_dets
+from serving import LAVFI, Serve, metric_samples, read_events, summary_frames, write_dets
 
 from streamer.config import load_config
 from streamer.service import HttpServer, Service, create_app
 from streamer.testing import BlobDetector
 
-
-def _samples(text: str) -> dict[tuple[str, tuple], float]:
-    out = {}
-    for family in text_string_to_metric_families(text):
-        for s in family.samples:
-            out[(s.name, tuple(sorted(s.labels.items())))] = s.value
-    return out
 
 
 def test_metrics_agree_with_the_summary_and_never_go_back(tmp_path):
@@ -42,10 +34,10 @@ def test_metrics_agree_with_the_summary_and_never_go_back(tmp_path):
     for _ in range(6):
         response = serve.api("GET", "/metrics")
         assert response.status_code == 200 and response.headers["content-type"].startswith("text/plain")
-        scrapes.append(_samples(response.text))
+        scrapes.append(metric_samples(response.text))
         time.sleep(0.5)
     serve.wait_state("ended", ["f1", "f2"])
-    final = _samples(serve.api("GET", "/metrics").text)
+    final = metric_samples(serve.api("GET", "/metrics").text)
     scrapes.append(final)
     for before, after in zip(scrapes, scrapes[1:], strict=False):  # counters are monotonic
         for key, value in before.items():

@@ -14,9 +14,8 @@ import cv2
 import numpy as np
 import pytest
 import requests
-from prometheus_client.parser import text_string_to_metric_families
 from helpers import free_port, wait_for
-from serving import Serve, write_dets
+from serving import Serve, metric_samples, write_dets
 
 from streamer.testing.browser import browser_available, chromium, playback, wait_playing
 
@@ -40,12 +39,9 @@ def _config(tmp_path, sources, **view) -> str:
 
 
 def _metric(serve: Serve, name: str) -> float:
-    text = serve.api("GET", "/metrics").text
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            if sample.name == name:
-                return sample.value
-    raise AssertionError(f"{name} not in /metrics")
+    """The first sample of ``name`` in ``/metrics``."""
+    samples = metric_samples(serve.api("GET", "/metrics").text)
+    return next(value for (sample, _), value in samples.items() if sample == name)
 
 
 def _magenta(png: bytes, x: float, y: float, span: int = 4) -> bool:
