@@ -434,18 +434,11 @@ class Pipeline:
             if self.summary is not None and self.summary.sources.get(stream.id) is stream.summary:
                 self.summary.retired.append(self.summary.sources.pop(stream.id))
 
-    def _extra(self, stream: Stream) -> Callable[[AnalyticsConfig], Sequence[Sink]] | None:
-        """The caller's own sinks of a stream (``stream_sinks``), built with its others."""
-        if self.stream_sinks is None:
-            return None
-        build = self.stream_sinks
-        return lambda analytics: build(stream.id, analytics)
-
     def _processor(self, stream: Stream) -> StreamProcessor:
         if stream.processor is None:
             stream.processor = StreamProcessor(stream.summary, self.config, self.detector.names,
                                                lambda: stream.fps, self._shared, self.times, stream.cfg.analytics,
-                                               clips=stream.clips, packets=stream.packets, extra=self._extra(stream))
+                                               clips=stream.clips, packets=stream.packets, extra=self.stream_sinks)
             self.windows.setdefault(stream.id, deque(maxlen=10_000))
             if self.summary is not None:  # a source added while running
                 self.summary.sources.setdefault(stream.id, stream.summary)

@@ -39,15 +39,15 @@ class StreamProcessor:
         analytics: The source's lines, zones and counts (default: the config's).
         clips: The source's clips section (its own, or the output's), None: no clips.
         packets: The source's packet ring, filled by its decode thread (clips).
-        extra: More sinks of this source's frames, built with the others on its first
-            frame (the service's live view).
+        extra: More sinks of this source's frames, ``extra(source_id, analytics)``, built
+            with the others on its first frame (the service's live view).
     """
 
     def __init__(self, summary: SourceSummary, config: Config, names: dict[int, str],
                  fps: Callable[[], Fraction], shared: Sequence[Sink], times: StageTimes,
                  analytics: AnalyticsConfig | None = None, *,
                  clips: ClipsConfig | None = None, packets: PacketRing | None = None,
-                 extra: Callable[[AnalyticsConfig], Sequence[Sink]] | None = None) -> None:
+                 extra: Callable[[str, AnalyticsConfig], Sequence[Sink]] | None = None) -> None:
         self.summary = summary
         self.id = summary.id
         self._config = config
@@ -172,7 +172,7 @@ class StreamProcessor:
         self._events()
         sinks = self._config.output.stream_sinks(self.id, fps, self._names, self.summary.live, clips=self._clips,
                                                  packets=self._packets, analytics=self._analytics_config)
-        for sink in [*sinks, *(self._extra(self._analytics_config) if self._extra else ())]:
+        for sink in [*sinks, *(self._extra(self.id, self._analytics_config) if self._extra else ())]:
             self._sinks.append(self._outputs.enter_context(sink))
 
     def _events(self) -> Analytics:
