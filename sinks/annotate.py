@@ -12,7 +12,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from streamer.analytics import anchors_of
+from streamer.analytics import anchors_of, placed
 from streamer.types import Detections, Event
 
 __all__ = ["Overlay", "Scene", "annotate", "color_for", "draw"]
@@ -103,13 +103,10 @@ class Overlay:
         self._analytics, self._size = analytics, None
 
     def _place(self, size: tuple[int, int]) -> None:
-        h, w = size
         config = self._analytics
 
-        def scale(c: Any) -> np.ndarray:
-            pts = np.asarray(c.points, np.float64)
-            pts = pts * [w, h] if c.normalized else pts
-            return np.clip(pts, -(1 << 20), 1 << 20).round().astype(np.int32)  # cv2 draws int32; far out is off
+        def scale(c: Any) -> np.ndarray:  # as the analytics place them; cv2 draws int32, far out is off anyway
+            return np.clip(placed(c, size), -(1 << 20), 1 << 20).round().astype(np.int32)
 
         self._lines = [(c.name, scale(c), {"in": 0, "out": 0}) for c in (config.lines if config else ())]
         self._zones = [(c.name, scale(c), set()) for c in (config.zones if config else ())]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -227,6 +228,14 @@ class TrackEvents:
         )
 
 
+def placed(shape: Any, frame_size: tuple[int, int]) -> np.ndarray:
+    """The points of a line or zone section in pixels of a ``(height, width)`` frame
+    (normalized ones scaled by its width and height)."""
+    h, w = frame_size
+    pts = np.asarray(shape.points, np.float64)
+    return pts * [w, h] if shape.normalized else pts
+
+
 def anchors_of(xyxy: np.ndarray, anchor: str) -> np.ndarray:
     """``(N, 2)`` anchor points of boxes: bottom centre (feet) or centre."""
     x = (xyxy[:, 0] + xyxy[:, 2]) / 2.0
@@ -383,19 +392,13 @@ class Analytics:
 
     def _place(self, frame_size: tuple[int, int]) -> None:
         """Lines and zones in pixels of a ``(height, width)`` frame."""
-        h, w = frame_size
-
-        def scale(points, normalized):
-            pts = np.asarray(points, np.float64)
-            return pts * [w, h] if normalized else pts
-
         names = self.names
         self.lines = [
-            LineCounter(c.name, *scale(c.points, c.normalized), c.hysteresis, _Classes(c.classes, names))
+            LineCounter(c.name, *placed(c, frame_size), c.hysteresis, _Classes(c.classes, names))
             for c in self._config.lines
         ]
         self.zones = [
-            ZoneWatcher(c.name, scale(c.points, c.normalized), c.min_dwell, _Classes(c.classes, names))
+            ZoneWatcher(c.name, placed(c, frame_size), c.min_dwell, _Classes(c.classes, names))
             for c in self._config.zones
         ]
         self._placed = True
