@@ -289,7 +289,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         service.run()
     finally:
         interrupted.restore()
-        server.stop(before=service.peers.close_all if service.peers is not None else None)
+        server.stop(before=service.close_viewers)
         if service.pipeline.summary is not None:
             _print_summary(service.pipeline.summary, sys.stderr if config.output.to_stdout() else sys.stdout)
     return 130 if interrupted.by_ctrl_c else 0

@@ -288,6 +288,14 @@ class Service:
             except Exception:  # figures must never take the service down
                 log.exception("service figures")
 
+    async def close_viewers(self) -> None:
+        """Hangs up every live-view viewer (on the HTTP server's loop, before it stops):
+        MJPEG responses end within a second, peer connections are closed."""
+        if self.hub is not None:
+            self.hub.closed = True
+        if self.peers is not None:
+            await self.peers.close_all()
+
     def stop(self) -> None:
         """Ends the run cleanly (safe in a signal handler)."""
         self.pipeline.stop()

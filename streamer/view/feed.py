@@ -352,6 +352,7 @@ class ViewHub:
         self._names = names
         self._feeds: dict[str, Feed] = {}
         self._lock = threading.Lock()
+        self.closed = False  # the server is stopping: streaming responses (MJPEG) end
 
     def feed(self, sid: str) -> Feed:
         with self._lock:

@@ -153,7 +153,7 @@ async def _mjpeg(hub: ViewHub, sid: str, request: Request, known: Callable[[str]
     feed = hub.feed(sid)
     sub = feed.subscribe("jpeg", from_thread)
     try:
-        while not await request.is_disconnected():
+        while not hub.closed and not await request.is_disconnected():
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(ready.wait(), timeout=1.0)
             if not latest:

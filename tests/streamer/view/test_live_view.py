@@ -163,7 +163,11 @@ def test_snapshot_and_mjpeg_for_tools_without_webrtc(tmp_path):
     assert page.status_code == 200 and "<video" in page.text and "http" not in page.text.split("<body>")[1]  # no CDN
     assert requests.get(serve.url + "/view/view.js", timeout=10).status_code == 200
     assert requests.get(serve.url + "/view/../core.py", timeout=10).status_code == 404
-    assert serve.stop()[0] == 0
+    watching = requests.get(f"{serve.url}/api/streams/cam/mjpeg?token={TOKEN}", stream=True, timeout=10)
+    assert watching.status_code == 200  # an MJPEG viewer still watching when SIGTERM comes
+    rc, _, err = serve.stop()
+    assert rc == 0 and "Traceback" not in err, err  # its response ended, not cancelled
+    watching.close()
 
 
 def test_a_camera_down_from_the_start_shows_down_not_connecting(tmp_path):
