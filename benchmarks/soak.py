@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import ctypes
 import json
 import multiprocessing
 import os
@@ -92,6 +93,25 @@ def open_fds() -> int:
     return len(os.listdir("/proc/self/fd"))
 
 
+class _MallInfo2(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_size_t) for name in
+                ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks",
+                 "keepcost")]
+
+
+def heap_in_use() -> float | None:
+    """MB that malloc has handed out and not had back (glibc's ``mallinfo2``: small
+    blocks in use plus mmapped ones), beside RSS: RSS growing with this flat is memory
+    malloc keeps after ``free`` (fragmentation), not a leak."""
+    try:
+        fn = ctypes.CDLL(None).mallinfo2
+    except (OSError, AttributeError):
+        return None
+    fn.restype = _MallInfo2
+    info = fn()
+    return (info.uordblks + info.hblkhd) / 2**20
+
+
 def combined(latencies: list[Latency]) -> Latency:
     out = Latency()
     for lat in latencies:
@@ -121,6 +141,7 @@ def window_row(pipeline: Pipeline, marks: dict, t: float) -> dict:
     n_events = sum(st.summary.events for st in streams)
     row = {"t": t, "frames": frames - marks["frames"], "events": n_events - marks["events"],
            "rss": (rss_bytes() or 0) / 2**20, "p50": lat.quantile(0.5), "p99": lat.quantile(0.99),
+           "heap": heap_in_use(), "objects": sys.getallocatedblocks() / 1000,
            "fds": open_fds(), "threads": threading.active_count(),
            "reconnects": sum(len(st.summary.reconnects) for st in streams) - marks["reconnects"]}
     marks.update(frames=frames, events=n_events, reconnects=row["reconnects"] + marks["reconnects"],
@@ -133,14 +154,16 @@ def ms(value: float | None) -> str:
 
 
 def table_row(r: dict, start: float) -> str:
+    heap = "-" if r["heap"] is None else f"{r['heap']:.0f}"
     return (f"| {start / 60:.0f}-{r['t'] / 60:.0f} | {r['frames']} | {r['events']} "
-            f"| {r['reconnects']} | {r['rss']:.0f} | {ms(r['p50'])} | {ms(r['p99'])} | {r['fds']} | {r['threads']} |")
+            f"| {r['reconnects']} | {r['rss']:.0f} | {heap} "
+            f"| {r['objects']:.0f} | {ms(r['p50'])} | {ms(r['p99'])} | {r['fds']} | {r['threads']} |")
 
 
 def print_table(rows: list[dict], out) -> None:
-    print("| window (min) | frames | events | reconnects | RSS MB | latency p50 ms | latency p99 ms | open fds "
-          "| threads |", file=out)
-    print("|---|---|---|---|---|---|---|---|---|", file=out)
+    print("| window (min) | frames | events | reconnects | RSS MB | malloc in use MB | Python blocks (k) "
+          "| latency p50 ms | latency p99 ms | open fds | threads |", file=out)
+    print("|---|---|---|---|---|---|---|---|---|---|---|", file=out)
     start = 0.0
     for r in rows:
         print(table_row(r, start), file=out)
@@ -182,7 +205,10 @@ def drift(rows: list[dict]) -> list[str]:
     second, last = rows[1], rows[-1]  # the first window holds the start-up (model, first connects)
     out = [f"drift, window 2 -> last: RSS {second['rss']:.0f} -> {last['rss']:.0f} MB "
            f"({last['rss'] / second['rss']:.2f}x), open fds {second['fds']} -> {last['fds']}, "
-           f"threads {second['threads']} -> {last['threads']}"]
+           f"threads {second['threads']} -> {last['threads']}, Python blocks {second['objects']:.0f}k -> "
+           f"{last['objects']:.0f}k"]
+    if second["heap"] is not None:
+        out.append(f"malloc in use, window 2 -> last: {second['heap']:.0f} -> {last['heap']:.0f} MB")
     p99 = [r["p99"] for r in rows[1:] if r["p99"] is not None]
     if p99:
         out.append(f"latency p99 over windows 2..: {ms(min(p99))}-{ms(max(p99))} ms "
