@@ -11,6 +11,10 @@ cost. Matching comes in the two orders the published trackers use, both returnin
 - :func:`assign_sort` (SORT, OC-SORT): the maximum-similarity matching first, then pairs
   below the threshold are dropped, as the reference implementations do (their results
   are reproduced only in this order).
+
+Past :data:`trackers.sparse.DENSE_PAIRS` pairs (crowded frames) :func:`similarity` gives
+:class:`trackers.sparse.Pairs` instead of a matrix, and every function here takes them:
+only overlapping pairs are held, and matching is solved per group of competing pairs.
 """
 
 from __future__ import annotations
@@ -19,7 +23,11 @@ import numba
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-__all__ = ["EMPTY_MATCHES", "OTHER_CLASS", "assign", "assign_sort", "iou_cost", "iou_matrix", "unmatched"]
+from trackers import sparse
+from trackers.sparse import Pairs
+
+__all__ = ["EMPTY_MATCHES", "OTHER_CLASS", "Pairs", "assign", "assign_sort", "iou_cost", "iou_matrix", "similarity",
+           "unmatched"]
 
 EMPTY_MATCHES = np.empty((0, 2), dtype=np.intp)
 OTHER_CLASS = -1.0  # the IoU of a pair of different classes: never matched
@@ -65,6 +73,18 @@ def iou_matrix(
     return out
 
 
+def similarity(
+    a: np.ndarray, b: np.ndarray, class_a: np.ndarray | None = None, class_b: np.ndarray | None = None
+) -> np.ndarray | Pairs:
+    """:func:`iou_matrix`, or past :data:`trackers.sparse.DENSE_PAIRS` pairs the same IoU
+    of only the overlapping pairs (memory and time linear in the boxes, in practice)."""
+    if not sparse.crowded(len(a), len(b)):
+        return iou_matrix(a, b, class_a, class_b)
+    if class_a is None:
+        class_a = class_b = _NO_CLASSES
+    return sparse.overlaps(a, b, class_a, class_b)
+
+
 @numba.njit(cache=True)
 def _iou_cost(iou, scores, out):
     fuse = scores.shape[0] > 0
@@ -76,17 +96,19 @@ def _iou_cost(iou, scores, out):
                 out[i, j] = 1.0 - (iou[i, j] * scores[j] if fuse else iou[i, j])
 
 
-def iou_cost(iou: np.ndarray, scores: np.ndarray | None = None) -> np.ndarray:
+def iou_cost(iou: np.ndarray | Pairs, scores: np.ndarray | None = None) -> np.ndarray | Pairs:
     """ByteTrack's cost ``1 - IoU`` (``1 - IoU * score`` with the column ``scores``
     ``(M,)``), infinite for pairs of other classes: :func:`assign` then never admits
     them, whatever its threshold (``1 - OTHER_CLASS * score`` would be admitted by a
     threshold of ``1 + score``)."""
+    if isinstance(iou, Pairs):
+        return sparse.cost(iou, scores)
     out = np.empty(iou.shape)
     _iou_cost(iou, _NO_SCORES if scores is None else np.asarray(scores), out)
     return out
 
 
-def assign(cost: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def assign(cost: np.ndarray | Pairs, threshold: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Minimum-cost one-to-one matching among pairs with ``cost <= threshold``.
 
     Fast path: when every row and column has at most one admissible pair, those pairs are
@@ -103,6 +125,8 @@ def assign(cost: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray, 
     n, m = cost.shape
     if n == 0 or m == 0:
         return EMPTY_MATCHES, np.arange(n), np.arange(m)
+    if isinstance(cost, Pairs):
+        return sparse.assign(cost, threshold)
     ok = cost <= threshold
     if ok.sum(1).max() <= 1 and ok.sum(0).max() <= 1:
         matches = np.argwhere(ok)
@@ -147,7 +171,7 @@ def _pairs_above(iou, threshold):
 
 
 def assign_sort(
-    iou: np.ndarray, threshold: float, bonus: np.ndarray | None = None, fast_path: bool = True
+    iou: np.ndarray | Pairs, threshold: float, bonus: np.ndarray | sparse.Block | None = None, fast_path: bool = True
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """SORT's matching, exactly: the assignment maximizing ``iou + bonus`` first, then
     the pairs with ``iou < threshold`` dropped.
@@ -159,7 +183,8 @@ def assign_sort(
     Args:
         iou: ``(N, M)`` similarities (detections by tracks in SORT).
         threshold: Smallest IoU of a kept pair.
-        bonus: ``(N, M)`` added to ``iou`` for the solver only (OC-SORT's momentum term).
+        bonus: ``(N, M)`` added to ``iou`` for the solver only (OC-SORT's momentum term);
+            with :class:`Pairs`, a function of ``(rows, cols)`` giving that block of it.
 
     Returns:
         ``matches (K, 2)`` sorted by row; the unmatched rows in the reference's order
@@ -169,6 +194,8 @@ def assign_sort(
     n, m = iou.shape
     if n == 0 or m == 0:
         return EMPTY_MATCHES, np.arange(n), np.arange(m)
+    if isinstance(iou, Pairs):
+        return sparse.assign_sort(iou, threshold, bonus, fast_path)
     pairs, unique, free_rows, free_cols = _pairs_above(iou, threshold)
     if not len(pairs):  # nothing above the threshold: nothing can pass it
         return EMPTY_MATCHES, free_rows, free_cols

@@ -12,7 +12,7 @@ import numpy as np
 
 from streamer.types import Detections
 from trackers import kalman
-from trackers.association import assign, iou_cost, iou_matrix
+from trackers.association import Pairs, assign, iou_cost, similarity
 from trackers.base import xyah_to_xyxy, xyxy_to_xyah
 from trackers.core import CLASS, TrackTable
 
@@ -173,7 +173,8 @@ class ByteTrack(TrackTable):
         if not len(tracked) or not len(lost):
             return keep
         boxes = xyah_to_xyxy(self._kf[0])
-        p, q = np.nonzero(1.0 - iou_matrix(boxes[tracked], boxes[lost]) < 0.15)
+        iou = similarity(boxes[tracked], boxes[lost])
+        p, q = iou.where(1.0 - iou.values < 0.15) if isinstance(iou, Pairs) else np.nonzero(1.0 - iou < 0.15)
         age = ints[:, _END] - ints[:, _START]
         older = age[tracked[p]] > age[lost[q]]
         keep[lost[q[older]]] = False

@@ -22,7 +22,7 @@ import numpy as np
 
 from streamer.types import Detections
 from trackers import kalman
-from trackers.association import iou_matrix
+from trackers.association import Pairs, similarity
 
 __all__ = ["CLASS", "ID", "SortModel", "TrackTable", "sort_predict"]
 
@@ -94,11 +94,12 @@ class TrackTable:
         id leaves this set."""
         return self._int[:, ID].copy()
 
-    def _iou(self, a: np.ndarray, b: np.ndarray, class_a: np.ndarray, class_b: np.ndarray) -> np.ndarray:
-        """IoU of boxes ``a`` with boxes ``b``, pairs of other classes gated when class-aware."""
+    def _iou(self, a: np.ndarray, b: np.ndarray, class_a: np.ndarray, class_b: np.ndarray) -> np.ndarray | Pairs:
+        """IoU of boxes ``a`` with boxes ``b``, pairs of other classes gated when class-aware
+        (a crowded frame's as :class:`~trackers.sparse.Pairs`)."""
         if self.class_aware:
-            return iou_matrix(a, b, class_a, class_b)
-        return iou_matrix(a, b)
+            return similarity(a, b, class_a, class_b)
+        return similarity(a, b)
 
     def _add(self, kf: np.ndarray, classes: np.ndarray, scores: np.ndarray) -> slice:
         """New tracks with filter state ``kf`` ``(5, n, 4)``; returns their rows, whose

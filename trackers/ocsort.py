@@ -18,12 +18,14 @@ original reports the observations. ``inertia`` defaults to 0.1 rather than the p
 
 from __future__ import annotations
 
+import functools
+
 import numba
 import numpy as np
 
 from streamer.types import Detections
 from trackers import kalman
-from trackers.association import assign_sort
+from trackers.association import Pairs, assign_sort
 from trackers.base import xysr_to_xyxy, xyxy_to_xysr
 from trackers.core import CLASS, SortModel, TrackTable, sort_predict
 
@@ -68,6 +70,12 @@ def _momentum_cost(prev, boxes, vel, valid, scores, inertia):
             cos = min(1.0, max(-1.0, vel[j, 0] * dy + vel[j, 1] * dx))
             out[i, j] = (np.pi / 2.0 - abs(np.arccos(cos))) / np.pi * inertia * scores[i]
     return out
+
+
+def _momentum_block(prev, boxes, vel, valid, scores, inertia, det_rows, track_rows):
+    """:func:`_momentum_cost` of detections ``det_rows`` and tracks ``track_rows`` only."""
+    t = track_rows
+    return _momentum_cost(prev[t], boxes[det_rows], vel[t], valid[t], scores[det_rows], inertia)
 
 
 @numba.njit(cache=True)
@@ -269,15 +277,20 @@ class OcSort(TrackTable):
             ready |= ints[:, _CONFIRMED] == 1
         return (ints[:, _SINCE] < 1) & ready
 
-    def _associate(self, iou: np.ndarray, boxes: np.ndarray, scores: np.ndarray):
+    def _associate(self, iou: np.ndarray | Pairs, boxes: np.ndarray, scores: np.ndarray):
         """OCM association: ``-(IoU + direction agreement)``, then SORT's threshold.
         Unmatched detections come sorted (new tracks are born in detection order)."""
         bonus = None
         n_det, n_trk = iou.shape
-        if n_det and n_trk and (iou > self.iou_threshold).sum() > 1:
+        crowded = isinstance(iou, Pairs)
+        if n_det and n_trk and ((iou.values if crowded else iou) > self.iou_threshold).sum() > 1:
             # The momentum term only matters where pairs compete.
             valid = self._int[:, _HAS_OBS] == 1
-            bonus = _momentum_cost(self._previous_obs(), boxes, self._vel, valid, scores, self.inertia)
+            prev, vel, inertia = self._previous_obs(), self._vel, self.inertia
+            if crowded:  # per group of competing pairs, as the matching asks for it
+                bonus = functools.partial(_momentum_block, prev, boxes, vel, valid, scores, inertia)
+            else:
+                bonus = _momentum_cost(prev, boxes, vel, valid, scores, inertia)
         matches, u_det, u_trk = assign_sort(iou, self.iou_threshold, bonus)
         return matches, np.sort(u_det), u_trk
 
