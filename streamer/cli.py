@@ -439,6 +439,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO, format="streamer: %(levelname)s: %(message)s"
     )
+    code = _dispatch(args)
+    if _detector_left_running():
+        # A stop left a detector call running (a slow model: see STOP_DETECT_WAIT); every
+        # output is finished. The interpreter's exit would wait for that call, or abort
+        # inside it (torch's thread pool), so the process ends here.
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    return code
+
+
+def _detector_left_running() -> bool:
+    pipeline = sys.modules.get("streamer.pipeline")  # imported only by the commands that run one
+    return pipeline is not None and pipeline.left_running()
+
+
+def _dispatch(args: argparse.Namespace) -> int:
     commands = {"run": cmd_run, "serve": cmd_serve, "track": cmd_track, "eval": cmd_eval, "sample": cmd_sample}
     try:
         return {**commands, "export": cmd_export}[args.command](args)

@@ -57,8 +57,21 @@ log = logging.getLogger(__name__)
 
 HANDOFF_MAX = 34  # items between the inference and the calling thread (2 x batch 16 + 2)
 STOP_GRACE = 1.0  # seconds a stop waits for a source inside a call to its camera before ending it
+# Seconds a stop goes on detecting the frames already read. Past it the frames still
+# waiting are left, and a detector call still running is abandoned (its thread ends when
+# the call returns): a slow detector (a big model on a CPU) would otherwise hold the stop
+# for as many batches as the buffers hold, past `docker stop`'s 10 s.
+STOP_DETECT_WAIT = 2.0
 
-__all__ = ["Pipeline", "Stream"]
+__all__ = ["Pipeline", "Stream", "left_running"]
+
+_LEFT: list[threading.Thread] = []  # inference threads a stop left inside a detector call
+
+
+def left_running() -> bool:
+    """Whether a stop left a detector call running in this process (its thread ends
+    when the call returns; a command-line process exits without waiting for it)."""
+    return any(t.is_alive() for t in _LEFT)
 
 
 @dataclass(frozen=True)
@@ -177,6 +190,10 @@ class Pipeline:
         self._lock = threading.Lock()  # streams added or removed from other threads
         self._halt = threading.Event()  # an error: everything stops now
         self._stop_asked = threading.Event()  # a clean stop: sources end, what was read is processed
+        self._stopped_at: float | None = None  # when the running loop began the stop
+        self._abandoned = threading.Event()  # the stop left a detector call running
+        self.left_at_stop = 0  # frames read but not detected: the stop's time was up
+        self._in_flight = 0  # frames in the detector call running now
         self.retired: list[Stream] = []  # removed streams whose end was processed (their id is free again)
         initial = config.all_sources()
         if until_stopped:  # a service may start with no source and get them later
@@ -346,9 +363,10 @@ class Pipeline:
             return [sid for sid, st in self.streams.items() if not st.removed and not st.buffer.closed]
 
     def stop(self) -> None:
-        """Ends the run cleanly: sources stop, frames already read are processed, every
-        output is finished (SIGTERM, Ctrl-C, a set duration). Safe to call from a signal
-        handler: it only raises a flag, which the running loop acts on within 0.2 s."""
+        """Ends the run cleanly: sources stop, frames already read are processed (for up to
+        ``STOP_DETECT_WAIT`` seconds of detection; what is still waiting then is left),
+        every output is finished (SIGTERM, Ctrl-C, a set duration). Safe to call from a
+        signal handler: it only raises a flag, which the running loop acts on within 0.2 s."""
         self._stop_asked.set()
 
     def _abandon_stuck(self) -> None:
@@ -493,13 +511,19 @@ class Pipeline:
                     batch = self.group.get_batch(cfg.batch, cfg.max_wait_ms / 1000.0)
                 except Closed:
                     return
+                if self._stop_time_up():
+                    batch = self._left(batch)
                 todo = [f for f in batch if isinstance(f, Frame) and f.detect]
                 results: list[Detections] = []
                 if todo:
                     started = self.busy["inference"] = time.monotonic()  # the watchdog reads it meanwhile
+                    self._in_flight = len(todo)
                     results = self.detector(todo)
                     seconds = time.monotonic() - started
                     del self.busy["inference"]
+                    if self._abandoned.is_set():  # the run ended without these
+                        return
+                    self._in_flight = 0
                     self.times.add("detect", seconds, len(todo))  # one clock for the stage and the histogram
                     self.batch_seconds.add(seconds)
                     self.batch_sizes[len(todo)] = self.batch_sizes.get(len(todo), 0) + 1
@@ -510,6 +534,15 @@ class Pipeline:
                         return
         except BaseException as exc:
             self._fail(exc)
+
+    def _stop_time_up(self) -> bool:
+        return self._stopped_at is not None and time.monotonic() - self._stopped_at > STOP_DETECT_WAIT
+
+    def _left(self, batch: list[_Item]) -> list[_Item]:
+        """The batch without its frames, which the stop leaves (statuses and ends go on)."""
+        kept = [item for item in batch if not isinstance(item, Frame)]
+        self.left_at_stop += len(batch) - len(kept)
+        return kept
 
     def _fail(self, exc: BaseException) -> None:
         self._errors.append(exc)
@@ -597,6 +630,9 @@ class Pipeline:
             stack.callback(self._close_processors)
             self._start(handoff)
             self._drain(handoff, start)
+            if self.left_at_stop:
+                log.warning("stopped: %d frames read were not detected in the %gs a stop gives the detector; "
+                            "the outputs end before them", self.left_at_stop, STOP_DETECT_WAIT)
             if self._errors:
                 raise self._errors[0]
             for st in list(self.streams.values()):  # sources stopped early (duration, stop())
@@ -644,8 +680,11 @@ class Pipeline:
             if self._stop_asked.is_set() and not stopping:
                 self._stop_sources()
                 stopping, stopped_at = True, time.monotonic()
+                self._stopped_at = stopped_at
             if stopping and time.monotonic() - stopped_at > STOP_GRACE:
                 self._abandon_stuck()
+            if item is None and stopping and self._detector_overran(handoff):
+                return
             if time.monotonic() >= next_window:
                 self._window(time.time(), marks)
                 next_window = time.monotonic() + interval
@@ -654,6 +693,20 @@ class Pipeline:
                 self.busy["runner"] = time.monotonic()
                 self._handle(item, dets)
                 del self.busy["runner"]
+
+    def _detector_overran(self, handoff: queue.Queue[_Pair]) -> bool:
+        """Whether the stop's time for detection is up with a detector call still running
+        and nothing else to hand over: the run then ends without that call's frames."""
+        started = self.busy.get("inference")
+        if started is None or not handoff.empty() or not self._stop_time_up():
+            return False
+        self._abandoned.set()
+        if self._inference is not None:
+            _LEFT.append(self._inference)
+        self.left_at_stop += self._in_flight
+        log.warning("stopping: left the detector's call running for %.1fs (%d frames)", time.monotonic() - started,
+                    self._in_flight)
+        return True
 
     def _run_calls(self) -> None:
         while True:
@@ -701,7 +754,8 @@ class Pipeline:
         self._join_closers()
         self._halt.set()
         self.group.seal()
-        threads = [self._inference] if self._inference is not None else []
+        # An abandoned detector call ends its thread when it returns: not waited for.
+        threads = [self._inference] if self._inference is not None and not self._abandoned.is_set() else []
         for st in self.streams.values():
             st.stop.set()
             st.buffer.close()

@@ -25,7 +25,7 @@ from helpers import OBJECTS, BlobDetector, clip_with_detections, free_port, run_
 from streamer.cli import main
 from streamer.config import load_config
 from streamer.decode import upright
-from streamer.pipeline import Pipeline
+from streamer.pipeline import Pipeline, left_running
 
 
 def events(path: Path) -> list[dict]:
@@ -287,3 +287,62 @@ def test_max_det_holds_for_any_detector(tmp_path):
     assert per_frame.tolist() == [7] * 6
     # the 7 best scoring: the last 7 of the grid
     np.testing.assert_allclose(np.unique(rows[:, 2]), sorted({10.0 * (k % 30) for k in range(493, 500)}))
+
+
+def test_a_stop_with_a_slow_detector_ends_within_5_s(tmp_path, caplog):
+    """YOLOv8n at 1280 on a CPU, 16 frames a call: one call takes seconds (longer on 2
+    cores than STOP_DETECT_WAIT), so a stop must not wait for the frames still read."""
+    clip, _, _ = clip_with_detections(tmp_path, OBJECTS, 60, name="clip.mp4")
+    cfg = load_config(None, {
+        "source": {"uri": str(clip)},
+        "detector": {"weights": "yolov8n.yaml", "device": "cpu", "imgsz": 1280, "batch": 16, "max_wait_ms": 2000},
+        "output": {"video": str(tmp_path / "out.mp4"), "events": str(tmp_path / "e.jsonl")}, "progress": False,
+    })
+    pipeline = Pipeline(cfg)
+    thread, result = run_in_thread(pipeline)
+    wait_for(lambda: pipeline.batch_sizes, 120, "the first detector call's end")  # frames in the outputs
+    wait_for(lambda: "inference" in pipeline.busy, 120, "the second call")
+    asked = time.monotonic()
+    pipeline.stop()
+    thread.join(30)
+    took = time.monotonic() - asked
+    assert "error" not in result and took < 5, f"ended {took:.1f} s after the stop"
+    summary = result["summary"]
+    assert 0 < summary.frames < 60 and summary.frames + pipeline.left_at_stop <= 60
+    assert "left the detector's call running" in caplog.text
+    with av.open(str(tmp_path / "out.mp4")) as video:  # a whole file, every processed frame in it
+        assert sum(1 for _ in video.decode(video=0)) == summary.frames
+    kinds = [e["type"] for e in events(tmp_path / "e.jsonl")]
+    assert kinds.count("track_started") == kinds.count("track_ended")
+    assert left_running()  # the call the stop left; it ends on its own
+    wait_for(lambda: not left_running(), 60, "the call left running")
+
+
+def test_ctrl_c_with_a_slow_detector_exits_130_within_5_s(tmp_path):
+    """The process ends once its outputs are finished, with the detector's call still
+    running (the interpreter's exit would abort inside torch's thread pool)."""
+    clip_with_detections(tmp_path, OBJECTS, 60, name="clip.mp4")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamer.cli", "run", "clip.mp4", "--weights", "yolov8n.yaml", "--device", "cpu",
+         "--imgsz", "1280", "--batch", "16", "--out-video", "out.mp4", "--events", "e.jsonl"],
+        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    stderr: list[str] = []
+    reader = threading.Thread(target=lambda: stderr.extend(iter(lambda: proc.stderr.read(1), "")), daemon=True)
+    reader.start()
+    # the progress bar past 0: the first call's frames are in the outputs, the next call runs
+    wait_for(lambda: re.search(r"\b[1-9]\d*/60\b", "".join(stderr)), 120, "the first frames processed")
+    asked = time.monotonic()
+    proc.send_signal(signal.SIGINT)
+    out = proc.stdout.read()
+    proc.wait(60)
+    reader.join(10)
+    err = "".join(stderr)
+    took = time.monotonic() - asked
+    assert proc.returncode == 130, err
+    assert took < 5, f"ended {took:.1f} s after Ctrl-C"
+    assert "terminate called" not in err and "Traceback" not in err
+    assert err.strip().splitlines()[-1] == "streamer: interrupted; tracks were ended and the outputs finished"
+    frames = int(re.search(r"frames:\s+(\d+) processed", out).group(1))
+    with av.open(str(tmp_path / "out.mp4")) as video:
+        assert 0 < sum(1 for _ in video.decode(video=0)) == frames < 60
