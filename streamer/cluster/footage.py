@@ -14,6 +14,8 @@ inputs must be on storage every node sees (the same path on each).
 
 from __future__ import annotations
 
+import contextlib
+
 import glob
 import hashlib
 import json
@@ -38,6 +40,7 @@ MANIFEST = "manifest.json"
 VIDEO_SUFFIXES = frozenset({".mp4", ".mkv", ".avi", ".mov", ".webm", ".ts", ".m4v", ".mpg", ".mpeg", ".flv"})
 _DEFAULTS = {"events": "{source_id}.jsonl", "mot": "{source_id}.txt"}  # when no output is chosen
 _REPORT_EVERY = 0.25  # seconds between a task's progress reports
+CANCEL_WAIT = 5.0  # seconds Ctrl-C gives the running tasks to close their outputs
 
 
 def footage_inputs(pattern: str) -> list[Path]:
@@ -254,14 +257,27 @@ class FootageJob:
                     self._finished(ray, ref, pending.pop(ref), todo, manifest, result)
                 shown = self._show(ray, bar, progress, shown, started, result, len(todo))
         except KeyboardInterrupt:
-            for ref in pending:
-                ray.cancel(ref, force=True)
+            self._cancel(ray, list(pending))
             raise
         finally:
             result.seconds = time.monotonic() - started
             if bar is not None:
                 self._show(ray, bar, progress, shown, started, result, len(todo))
                 bar.close()
+
+    @staticmethod
+    def _cancel(ray: Any, refs: list) -> None:
+        """Ctrl-C: the running tasks get a KeyboardInterrupt (not a kill), so each closes
+        its outputs as a plain run does (the MP4 plays); they get a few seconds for it.
+        Only tasks not finished yet are cancelled: cancelling one that is completing has
+        aborted Ray's own core (``task_manager.cc: Tried to complete task that was not
+        pending``), and a kill left MP4s without their index."""
+        _, running = ray.wait(refs, num_returns=len(refs), timeout=0)
+        for ref in running:
+            with contextlib.suppress(Exception):  # it may have ended since
+                ray.cancel(ref, force=False)
+        if running:
+            ray.wait(running, num_returns=len(running), timeout=CANCEL_WAIT)
 
     def _finished(self, ray: Any, ref: Any, stem: str, todo: dict[str, tuple[Path, str]], manifest: _Manifest,
                   result: JobResult) -> None:
