@@ -45,7 +45,7 @@ from streamer.config import AnalyticsConfig, ClipsConfig, Config, SourceConfig, 
 from streamer.errors import ConfigError, SourceError, StreamerError
 from streamer.live import Reconnect
 from streamer.paths import check_overwrites
-from streamer.metrics import Latency, SourceSummary, StageTimes, Summary, rss_bytes
+from streamer.metrics import Latency, SourceSummary, StageTimes, Summary, release_memory, rss_bytes
 from streamer.packets import PacketRing
 from streamer.processor import StreamProcessor
 from streamer.protocols import Detector, Sink, Source
@@ -62,6 +62,7 @@ STOP_GRACE = 1.0  # seconds a stop waits for a source inside a call to its camer
 # the call returns): a slow detector (a big model on a CPU) would otherwise hold the stop
 # for as many batches as the buffers hold, past `docker stop`'s 10 s.
 STOP_DETECT_WAIT = 2.0
+TRIM_EVERY = 60.0  # seconds between handing freed memory back (metrics.release_memory)
 
 __all__ = ["Pipeline", "Stream", "left_running"]
 
@@ -663,6 +664,7 @@ class Pipeline:
         duration = self.config.duration
         interval = self.config.stats_interval or 1.0
         next_window = time.monotonic() + interval
+        next_trim = time.monotonic() + TRIM_EVERY
         marks: dict[Stream, _Mark] = {}  # by stream: one re-added under an id starts afresh
         inference = self._inference
         assert inference is not None
@@ -688,6 +690,9 @@ class Pipeline:
             if time.monotonic() >= next_window:
                 self._window(time.time(), marks)
                 next_window = time.monotonic() + interval
+            if time.monotonic() >= next_trim:
+                release_memory()
+                next_trim = time.monotonic() + TRIM_EVERY
             self._run_calls()
             if item is not None:
                 self.busy["runner"] = time.monotonic()
