@@ -133,6 +133,8 @@ def test_pets09_public_detections(data, tmp_path):
     "args, code, message",
     [
         (["missing.mp4"], 1, "missing.mp4: no such file"),
+        ([f"{'a' * 300}.mp4"], 1, "a.mp4: cannot be read (File name too long); check the input path"),
+        (["loop.mp4"], 1, "loop.mp4: cannot be read (Too many levels of symbolic links); check the input path"),
         (["{tiny}", "--detector", "mot"], 2, "detector: the mot detector needs detections"),
         (["{tiny}", "--conf", "1.5"], 2, "detector.conf: Input should be less than or equal to 1 (got 1.5)"),
         (["{tiny}", "--detector", "mot", "--detections", "nowhere.txt"], 1, "nowhere.txt: no such detections file"),
@@ -146,6 +148,7 @@ def test_bad_input_one_line_error(args, code, message, tiny_video, tmp_path, cap
     monkeypatch.chdir(tmp_path)
     (tmp_path / "typo.yaml").write_text("detectr:\n  conf: 0.3\n")
     (tmp_path / "params.yaml").write_text("tracker:\n  name: sort\n  params:\n    max_agee: 3\n")
+    (tmp_path / "loop.mp4").symlink_to("loop.mp4")
     subs = {"{tiny}": str(tiny_video[0]), "{cfg_typo}": "typo.yaml", "{cfg_params}": "params.yaml"}
     rc = main(["run", *[subs.get(a, a) for a in args], "--no-progress"])
     err = capsys.readouterr().err.strip().splitlines()
