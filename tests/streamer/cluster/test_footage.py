@@ -65,6 +65,8 @@ def test_footage_matches_single_runs_and_resumes(ray_cluster, footage, tmp_path)
     first = _entries(out)
     assert proc.returncode == 130, err
     assert 1 <= len(first) < 6, first
+    for events in out.glob("*.jsonl"):  # the interrupted files' too: closed by their tasks, whole lines
+        assert all(json.loads(line)["type"] for line in events.read_text().splitlines())
     kept = {stem: Path(e["outputs"]["events"]).stat().st_mtime_ns for stem, e in first.items()}
     # Run again: the complete files are skipped, the rest done.
     again = subprocess.run(_argv(clips, dets["a"], out, ray_cluster), env=env, capture_output=True, text=True,
