@@ -8,8 +8,10 @@ published to is restarted every ``--broker-every`` minutes. Events go to a JSONL
 and to MQTT (QoS 1, the outbox); a persistent QoS 1 subscriber in a process of its own
 (so its memory is not counted as the pipeline's) writes down the id of every message.
 
-Per ``--window`` minutes it prints frames, events, RSS, capture-to-output latency p50/p99
-(all cameras), open file descriptors and threads of this process; then whether every
+Per ``--window`` minutes it prints frames, events, RSS, the bytes malloc has handed out
+and not had back, Python's allocated blocks (RSS growing with these two flat is memory
+kept by the allocator, not a leak), capture-to-output latency p50/p99 (all cameras),
+open file descriptors and threads of this process; then whether every
 event of the JSONL file reached the subscriber exactly once after de-duplication by id
 (no event missing, none extra) and in the file's order per source, and how far each
 figure moved between the first and the last window (the peer in the same run).
