@@ -594,9 +594,15 @@ class OutputConfig(_Section):
         return [c.build(Path(self.outbox)) for c in sinks]
 
     def files(self, source_id: str) -> dict[str, str | None]:
-        """The files written for one source, by field."""
-        return {f"output.{name}": path.format(source_id=source_id) if path else None
-                for name, path in (("video", self.video), ("events", self.events), ("mot", self.mot))}
+        """The files written for one source, by field (the jsonl event sinks' too: one
+        file for every source)."""
+        out: dict[str, str | None] = {
+            f"output.{name}": path.format(source_id=source_id) if path else None
+            for name, path in (("video", self.video), ("events", self.events), ("mot", self.mot))}
+        for i, sink in enumerate(self.event_sinks):
+            if isinstance(sink, JsonlSinkConfig):
+                out[f"output.event_sinks[{i}] ({sink.label})"] = sink.path
+        return out
 
     def destinations(self, source_ids: Sequence[str] = ()) -> dict[str, str]:
         """Each output's name and where it goes, for the run summary; a ``{source_id}``

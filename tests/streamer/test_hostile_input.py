@@ -4,6 +4,7 @@ table of cases with its one-line error and exit code, and the files involved unh
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import subprocess
 import sys
@@ -48,6 +49,31 @@ def test_an_output_never_overwrites_an_input_or_another_output(args, message, tm
     assert rc == 2 and err[-1].startswith(f"streamer: config error: {expected}"), err
     assert before == {p: _digest(p) for p in before}
     assert not (tmp_path / "same.txt").exists() and not (tmp_path / "same.mp4").exists()
+
+
+@pytest.mark.parametrize(("sinks", "args", "message"), [
+    (["clip.mp4"], [], "output.event_sinks[0] (jsonl): clip.mp4 is the input source 'clip'; it would be overwritten"),
+    (["link.mp4"], [], "output.event_sinks[0] (jsonl): link.mp4 is the input source 'clip'"),
+    (["{det}"], [], "output.event_sinks[0] (jsonl): {det} is the input detector.detections"),
+    (["out/v.mp4"], ["--out-video", "out/v.mp4"], "output.video and output.event_sinks[0] (jsonl) are the same file"),
+    (["out/e.jsonl", "out/../out/e.jsonl"], [],
+     "output.event_sinks[0] (a) and output.event_sinks[1] (b) are the same file (out/e.jsonl)"),
+])
+def test_a_jsonl_event_sink_never_overwrites_an_input_or_another_output(sinks, args, message, tmp_path, capsys,
+                                                                        monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    clip, det, _ = clip_with_detections(tmp_path, OBJECTS, 10, name="clip.mp4")
+    os.symlink("clip.mp4", "link.mp4")
+    names = ["a", "b"] if len(sinks) > 1 else [None]
+    entries = [{"type": "jsonl", "path": p.replace("{det}", det.name), **({"name": n} if n else {})}
+               for p, n in zip(sinks, names, strict=True)]
+    (tmp_path / "cfg.yaml").write_text(json.dumps({"output": {"event_sinks": entries}}))
+    before = {p: _digest(p) for p in ("clip.mp4", det.name)}
+    rc = main(["run", "clip.mp4", "--detector", "mot", "--detections", det.name, "--no-progress", "--config",
+               "cfg.yaml", *args])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and err[-1].startswith(f"streamer: config error: {message.replace('{det}', det.name)}"), err
+    assert before == {p: _digest(p) for p in before} and not (tmp_path / "out").exists()
 
 
 @pytest.mark.parametrize(("args", "message"), [
