@@ -233,6 +233,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     interrupted = _StopOnSignals(None)  # already while the model loads
     try:
         pipeline = Pipeline(config, progress=bar if config.progress else None)
+        if interrupted.early is not None:
+            raise _StoppedEarly(interrupted.early)
     except _StoppedEarly as stopped:
         interrupted.restore()
         return stopped.exit_code()
@@ -268,6 +270,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     try:
         service = Service(config, state=args.state or Path(config.output.outbox) / "streams.json",
                           watchdog=args.watchdog)
+        if interrupted.early is not None:
+            raise _StoppedEarly(interrupted.early)
     except _StoppedEarly as stopped:
         interrupted.restore()
         server.stop()
@@ -311,15 +315,16 @@ def _address(text: str) -> tuple[str, int]:
 
 
 class _StoppedEarly(BaseException):  # noqa: N818  (not an error: a stop before the run began)
-    """SIGTERM or Ctrl-C while the model loads (or exports): nothing was opened for
-    writing yet, so the load is interrupted where it is."""
+    """SIGTERM or Ctrl-C while the model loads (or exports) or a source is first opened:
+    nothing was opened for writing yet, so the start is interrupted where it is."""
 
     def __init__(self, signum: int) -> None:
         super().__init__(signum)
         self.signum = signum
 
     def exit_code(self) -> int:
-        print("streamer: stopped while the model loaded; nothing was written", file=sys.stderr)
+        print("streamer: stopped while starting (loading the model, opening the sources); nothing was written",
+              file=sys.stderr)
         return 130 if self.signum == signal.SIGINT else 0
 
 
@@ -332,10 +337,14 @@ class _StopOnSignals:
     def __init__(self, pipeline: Any) -> None:
         self.pipeline = pipeline
         self.by_ctrl_c = False
+        # A stop before there is a pipeline, remembered: a call that catches every error
+        # (PyAV's open of an HTTP camera, interrupted) can swallow the exception raised here.
+        self.early: int | None = None
         self._previous = {sig: signal.signal(sig, self._handle) for sig in (signal.SIGTERM, signal.SIGINT)}
 
     def _handle(self, signum: int, frame: Any) -> None:
         if self.pipeline is None:
+            self.early = signum
             raise _StoppedEarly(signum)
         if signum == signal.SIGINT:
             if self.by_ctrl_c:

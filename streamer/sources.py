@@ -164,6 +164,37 @@ class ImageSequenceSource:
                 yield Frame(self.id, index, pts, self._read(path), time.time(), sampler.detect())
 
 
+def _interruptible(open_it):
+    """``open_it()`` on a thread of its own, waited for in short steps: a signal handler
+    (SIGTERM, Ctrl-C) runs in the waiting thread at once and may raise there, where inside
+    PyAV's open it ran only when the open's own timeout (10 s) ended. An open left so
+    closes what it opened when it returns."""
+    done = threading.Event()
+    result: dict = {}
+
+    def target() -> None:
+        try:
+            result["value"] = open_it()
+        except BaseException as exc:  # handed to the waiting thread
+            result["error"] = exc
+        done.set()
+        if result.get("left") and "value" in result:
+            result["value"].close()
+
+    threading.Thread(target=target, name="open", daemon=True).start()
+    try:
+        while not done.wait(0.1):
+            pass
+    except BaseException:
+        result["left"] = True
+        if done.is_set() and "value" in result:
+            result["value"].close()
+        raise
+    if "error" in result:
+        raise result["error"]
+    return result["value"]
+
+
 def open_source(uri: str, source_id: str | None = None, fps: float | None = None, *, live: bool | None = None,
                 transport: str = "tcp", timeout: float = 10.0, reconnect: Reconnect | None = None,
                 realtime: bool | None = None, options: dict[str, str] | None = None, hwaccel: str = "none",
@@ -185,7 +216,8 @@ def open_source(uri: str, source_id: str | None = None, fps: float | None = None
                               hwaccel=hwaccel, spec=spec, packets=packets)
         if live is None and spec.live is None:  # HTTP: ask the server whether it has an end
             try:
-                container = open_container(spec.url, redact(uri), options=spec.options, timeout=timeout)
+                container = _interruptible(lambda: open_container(spec.url, redact(uri), options=spec.options,
+                                                                  timeout=timeout))
             except (av.error.HTTPClientError, av.error.InvalidDataError) as exc:  # an answer: no such stream
                 raise SourceError(f"{redact(uri)}: cannot be opened ({reason(exc)})") from None
             except (av.error.FFmpegError, OSError) as exc:

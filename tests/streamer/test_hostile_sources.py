@@ -237,6 +237,33 @@ def test_log_lines_never_break_the_progress_bar(tmp_path):
     assert all(seg.startswith("streamer: WARNING") for seg in logged), [s for s in logged if not s.startswith("s")]
 
 
+STOPPED_EARLY = "streamer: stopped while starting (loading the model, opening the sources); nothing was written"
+
+
+@pytest.mark.parametrize("command", ["run", "serve"])
+@pytest.mark.parametrize(("sig", "code"), [(signal.SIGTERM, 0), (signal.SIGINT, 130)])
+def test_a_stop_while_an_http_camera_is_first_asked_ends_at_once(command, sig, code, tmp_path):
+    """The first open of an HTTP camera asks the server whether the stream has an end
+    (10 s for a server that never answers); PyAV's open, interrupted, used to swallow the
+    stop, and the run went on waiting for the camera, signals and all."""
+    (tmp_path / "empty.txt").write_text("")
+    with black_hole() as port:
+        uri = f"http://127.0.0.1:{port}/live.m3u8"
+        (tmp_path / "cfg.yaml").write_text(json.dumps({"sources": [{"id": "cam", "uri": uri}]}))
+        argv = [sys.executable, "-m", "streamer.cli", command, "--detector", "mot", "--detections", "empty.txt",
+                "--events", "e.jsonl"]
+        argv += [uri, "--no-progress"] if command == "run" else ["--config", "cfg.yaml", "--http",
+                                                                 f"127.0.0.1:{free_port()}"]
+        proc = subprocess.Popen(argv, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        time.sleep(4)  # inside the 10 s open
+        asked = time.monotonic()
+        proc.send_signal(sig)
+        out, err = proc.communicate(timeout=30)
+    assert proc.returncode == code, err
+    assert time.monotonic() - asked < 5
+    assert err.strip().splitlines()[-1] == STOPPED_EARLY and not (tmp_path / "e.jsonl").exists()
+
+
 @pytest.mark.parametrize(("sig", "code"), [(signal.SIGTERM, 0), (signal.SIGINT, 130)])
 def test_a_stop_while_the_model_loads_ends_at_once(sig, code, tmp_path):
     clip_with_detections(tmp_path, OBJECTS, 5, name="clip.mp4")
@@ -251,7 +278,7 @@ def test_a_stop_while_the_model_loads_ends_at_once(sig, code, tmp_path):
     out, err = proc.communicate(timeout=30)
     assert proc.returncode == code, err
     assert time.monotonic() - asked < 5
-    assert err.strip().splitlines()[-1] == "streamer: stopped while the model loaded; nothing was written"
+    assert err.strip().splitlines()[-1] == STOPPED_EARLY
     assert not (tmp_path / "e.jsonl").exists() and out == ""
 
 
