@@ -8,6 +8,7 @@ import logging
 import os
 import signal
 import sys
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, get_args
@@ -419,10 +420,22 @@ def cmd_sample(args: argparse.Namespace) -> int:
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--out: {out} is a file; give a folder (the sample and its detections go into it)")
     out.mkdir(parents=True, exist_ok=True)
-    truth = write_video(out / "sample.mp4", demo_objects(), args.frames, (360, 640), 25)
+    stop, signals = threading.Event(), []
+
+    def stopping(signum: int, frame: Any) -> None:  # SIGTERM and Ctrl-C end the video where it is: a whole file
+        signals.append(signum)
+        stop.set()
+
+    previous = {sig: signal.signal(sig, stopping) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        truth = write_video(out / "sample.mp4", demo_objects(), args.frames, (360, 640), 25, stop=stop)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     write_mot(out / "sample-det.txt", truth)
-    print(f"wrote {out / 'sample.mp4'} ({args.frames} frames) and {out / 'sample-det.txt'}")
-    return 0
+    print(f"wrote {out / 'sample.mp4'} ({len(truth)} frames) and {out / 'sample-det.txt'}"
+          + (" (stopped early)" if signals else ""))
+    return 130 if signal.SIGINT in signals else 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:

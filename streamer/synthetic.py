@@ -7,6 +7,8 @@ whole pipeline runs without detector weights.
 
 from __future__ import annotations
 
+import threading
+
 from collections.abc import Iterable
 from dataclasses import dataclass
 from fractions import Fraction
@@ -97,16 +99,19 @@ def write_video(
     fps: Fraction | int = 25,
     codec: str = "libx264",
     gop: int | None = None,
+    stop: threading.Event | None = None,
 ) -> list[list]:
     """Encode ``frames`` frames of ``size`` ``(h, w)``; returns the ground truth per frame.
 
     Frame ``k`` has pts ``k`` in a ``1 / fps`` time base; ``gop``: a keyframe every
-    ``gop`` frames exactly.
+    ``gop`` frames exactly. ``stop``, once set, ends the video there (a whole file).
     """
     truth = []
 
     def images():
         for k in range(frames):
+            if stop is not None and stop.is_set():
+                return
             image, boxes = render(objects, k, *size)
             truth.append(boxes)
             yield image

@@ -6,8 +6,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
+import signal
 import subprocess
 import sys
+import time
 
 import av
 import numpy as np
@@ -271,3 +274,19 @@ def test_sample_refuses_what_it_cannot_do(args, message, tmp_path, capsys, monke
     (tmp_path / "afile").write_text("keep me")
     assert main(["sample", *args]) == 2 and message in capsys.readouterr().err
     assert (tmp_path / "afile").read_text() == "keep me"
+
+
+@pytest.mark.parametrize(("sig", "code"), [(signal.SIGTERM, 0), (signal.SIGINT, 130)])
+def test_a_stopped_sample_is_a_whole_video_and_its_detections(sig, code, tmp_path):
+    proc = subprocess.Popen([sys.executable, "-m", "streamer.cli", "sample", "--out", "s", "--frames", "1000000"],
+                            cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(5)
+    proc.send_signal(sig)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == code, err
+    frames = int(re.search(r"\((\d+) frames\)", out).group(1))
+    assert out.strip().endswith("sample-det.txt (stopped early)") and 0 < frames < 1000000
+    with av.open(str(tmp_path / "s" / "sample.mp4")) as video:
+        assert sum(1 for _ in video.decode(video=0)) == frames
+    rows = np.loadtxt(tmp_path / "s" / "sample-det.txt", delimiter=",")
+    assert rows[:, 0].min() >= 1 and rows[:, 0].max() <= frames and len(rows) > 100  # the objects of every frame
