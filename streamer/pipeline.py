@@ -624,6 +624,9 @@ class Pipeline:
         handoff: queue.Queue[_Pair] = queue.Queue(maxsize=min(2 * self.config.detector.batch + 2, HANDOFF_MAX))
         start = time.perf_counter()
         with contextlib.ExitStack() as stack:
+            # An interrupt (a second Ctrl-C) or an error still leaves real figures: the
+            # callback runs after the outputs are closed.
+            stack.callback(self._figures_so_far, summary, start)
             self._shared[:] = [stack.enter_context(sink) for sink in self.config.output.shared_sinks()]
             # Only now is there a run to sum up: a sink refused at its start leaves no summary.
             self.summary = summary
@@ -645,6 +648,13 @@ class Pipeline:
             for sink in self._shared:
                 sink.begin_close()
         return self._finish(summary)
+
+    def _figures_so_far(self, summary: Summary, start: float) -> None:
+        """The time and stage figures of a run that did not reach its end."""
+        if not summary.seconds:
+            summary.seconds = time.perf_counter() - start
+            summary.stage_ms = self.times.per_frame_ms(summary.frames)
+            summary.outputs = self.config.output.destinations(list(summary.sources))
 
     def _start(self, handoff: queue.Queue[_Pair]) -> None:
         self._running = self._started = True

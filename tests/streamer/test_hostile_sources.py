@@ -373,3 +373,25 @@ def test_ctrl_c_with_a_slow_detector_exits_130_within_5_s(tmp_path):
     frames = int(re.search(r"frames:\s+(\d+) processed", out).group(1))
     with av.open(str(tmp_path / "out.mp4")) as video:
         assert 0 < sum(1 for _ in video.decode(video=0)) == frames < 60
+
+
+def test_a_second_ctrl_c_still_prints_real_figures(data, tmp_path):
+    video = data / "video" / "pets09-s2l1-vtest.avi"
+    det = data / "mot15" / "PETS09-S2L1" / "det" / "det.txt"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamer.cli", "run", str(video), "--detector", "mot", "--detections", str(det),
+         "--out-video", "v.mp4", "--events", "e.jsonl", "--no-progress"],
+        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    wait_for(lambda: (tmp_path / "e.jsonl").exists() and (tmp_path / "e.jsonl").stat().st_size > 2000, 60,
+             "the first events")
+    proc.send_signal(signal.SIGINT)
+    time.sleep(0.3)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, err
+    assert err.strip().splitlines()[-1] == "streamer: interrupted; outputs written so far were closed and are valid"
+    seconds = float(re.search(r"processed \(\d+ detected\) in ([\d.]+)s", out).group(1))
+    assert seconds > 0 and re.search(r"stages:\s+ms/frame decode [\d.]+, detect [\d.]+, track [\d.]+", out), out
+    assert "\nvideo:   v.mp4\nevents:  e.jsonl" in out
+    with av.open(str(tmp_path / "v.mp4")) as v:
+        assert sum(1 for _ in v.decode(video=0)) > 0
