@@ -119,6 +119,7 @@ class Stream:
         self.last_error: str | None = None
         self.decoded = 0
         self.busy_since: float | None = None
+        self.opened_at = time.time()  # the first stats window of this stream counts from here
         self.thread: threading.Thread | None = None
         self.processor: StreamProcessor | None = None
         self.clips: ClipsConfig | None = None  # its clips section, and the packet ring its decode fills
@@ -784,7 +785,7 @@ class Pipeline:
         rss = rss_bytes()
         for sid, st in list(self.streams.items()):
             s = st.summary
-            t_prev, frames_prev, dropped_prev, latency_prev = marks.get(st, (now, 0, 0, Latency()))
+            t_prev, frames_prev, dropped_prev, latency_prev = marks.get(st, (st.opened_at, 0, 0, Latency()))
             window = s.latency.since(latency_prev)
             dropped = st.buffer.dropped
             record: _Window = {

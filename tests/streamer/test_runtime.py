@@ -186,3 +186,6 @@ def test_a_live_source_logs_a_status_line_every_interval(caplog):
         Pipeline(cfg, detector=BlobDetector()).run()
     lines = [r.getMessage() for r in caplog.records if "frames/s processed" in r.getMessage()]
     assert len(lines) >= 3 and all(line.startswith("lavfi:testsrc2") for line in lines), lines
+    # the camera's 25 frames/s, the first window too (it was counted over no time at all: 10^10 frames/s)
+    rates = [float(line.split(": ")[1].split()[0]) for line in lines]
+    assert all(0 < r <= 30 for r in rates) and rates[-1] > 15, lines
