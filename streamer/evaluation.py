@@ -172,8 +172,8 @@ def evaluate(
         "PLOT_CURVES": False,
         "OUTPUT_EMPTY_CLASSES": False,
     }
-    # TrackEval prints as it goes; what matters is returned.
-    with contextlib.redirect_stdout(io.StringIO()):
+    # TrackEval prints as it goes, a traceback too where it fails; what matters is returned.
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
         try:
             evaluator = trackeval.Evaluator(eval_config)
             dataset = trackeval.datasets.MotChallenge2DBox(dataset_config)
@@ -183,7 +183,8 @@ def evaluate(
             raise SourceError(f"TrackEval refused the files: {' '.join(str(exc).split())[:300]}") from None
     result = raw["MotChallenge2DBox"][results_dir.resolve().name]
     if not isinstance(result, dict):
-        raise RuntimeError(f"TrackEval failed: {messages}")
+        said = messages["MotChallenge2DBox"][results_dir.resolve().name]
+        raise SourceError(f"TrackEval could not score {results_dir}: {' '.join(str(said).split())[:300]}")
     return {seq: _summary(result[seq]["pedestrian"]) for seq in [*seqs, "COMBINED_SEQ"]}
 
 
@@ -213,6 +214,11 @@ def check_results(path: Path, seq_length: int) -> None:
         frame, ident = values[0], values[1]
         if frame != int(frame) or ident != int(ident):
             raise SourceError(f"{where}: frame and id must be whole numbers, got {frame:g} and {ident:g}")
+        if not 0 <= ident < 2**31:
+            raise SourceError(f"{where}: id {ident:g} is outside 0 to 2^31-1; ids are track numbers")
+        if len(values) > 7 and values[7] not in (-1.0, 0.0, 1.0):
+            raise SourceError(f"{where}: the 8th value is a class ({values[7]:g}); results are pedestrians (1, or "
+                              f"-1). Is this a gt.txt rather than results?")
         if not 1 <= frame <= seq_length:
             raise SourceError(f"{where}: frame {frame:g} is outside the sequence (1 to {seq_length}, "
                               f"seqLength in seqinfo.ini)")

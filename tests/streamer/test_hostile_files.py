@@ -100,6 +100,10 @@ def gt(tmp_path) -> Path:
     (["1,1,10,20"], "S1.txt:1: 4 values; MOT results need frame,id,x,y,w,h,score at least"),
     ([*GOOD, "2.5,1,10,20,30,40,1,-1,-1,-1"], "S1.txt:41: frame and id must be whole numbers, got 2.5 and 1"),
     (None, "S1.txt: not a text file (byte 0); MOT results are comma-separated numbers"),
+    ([*GOOD, "6,99999999999999999999,10,20,30,40,1,-1,-1,-1"], "S1.txt:41: id 1e+20 is outside 0 to 2^31-1"),
+    ([*GOOD, "6,-5,10,20,30,40,1,-1,-1,-1"], "S1.txt:41: id -5 is outside 0 to 2^31-1"),
+    (["1,1,10,20,30,40,1,16,1"], "S1.txt:1: the 8th value is a class (16); results are pedestrians (1, or -1). "
+                                 "Is this a gt.txt rather than results?"),
 ])
 def test_eval_refuses_results_it_cannot_score_in_one_line(lines, message, gt, tmp_path, capsys):
     res = tmp_path / "res"
