@@ -40,7 +40,7 @@ from urllib.request import url2pathname
 import av
 
 from streamer.decode import HWACCELS, HW_FAILURES, Position, decode, open_container, reason, video_stream
-from streamer.errors import SourceError, UnsupportedError
+from streamer.errors import ConfigError, SourceError, UnsupportedError
 from streamer.packets import PacketRing
 from streamer.protocols import Sampling
 from streamer.types import Frame, SourceStatus
@@ -94,6 +94,10 @@ def parse_uri(uri: str, transport: str = "tcp", options: dict[str, str] | None =
                               default_id=name)
         path = f"/dev/video{device}" if device.isdigit() else device
         return StreamSpec(path, "v4l2", extra, True, default_id=name)
+    if scheme := re.match(r"[A-Za-z][\w+.-]*(?=://)", uri):  # RTSP:// is rtsp://, as FFmpeg has it
+        uri = scheme.group().lower() + uri[scheme.end():]
+        if not uri.startswith("file:"):
+            _check_host_port(uri)
     host_path = re.sub(r"^[a-z]+://([^@/]*@)?", "", uri).split("?")[0]
     if uri.startswith(STREAM_SCHEMES):
         if uri.startswith(("rtsp://", "rtsps://")):
@@ -105,6 +109,20 @@ def parse_uri(uri: str, transport: str = "tcp", options: dict[str, str] | None =
         # HTTP, and any other scheme FFmpeg may have (ftp://, ...): live or not, decided once open
         return StreamSpec(uri, None, extra, None, default_id=_slug(host_path))
     return None
+
+
+def _check_host_port(uri: str) -> None:
+    """A URL whose host or port cannot be right (``:99999``, ``:abc``, ``[zz]``, no host) is
+    refused when the source is added, instead of retried for ever."""
+    try:
+        parts = urlsplit(uri)
+        host, port = parts.hostname, parts.port
+    except ValueError as exc:
+        raise ConfigError(f"{redact(uri)}: not a valid URL ({exc}); check its host and port") from None
+    if not host:
+        raise ConfigError(f"{redact(uri)}: no host in the URL; give scheme://host[:port]/path")
+    if port is not None and not 1 <= port <= 65535:
+        raise ConfigError(f"{redact(uri)}: port {port} is outside 1-65535")
 
 
 def local_path(uri: str) -> str:

@@ -62,6 +62,13 @@ def black_hole():
     ("file:///no/such/clip.mp4", 1, "/no/such/clip.mp4: no such file; check the path"),
     ("file://elsewhere/clip.mp4", 2, "source.uri: file://elsewhere/clip.mp4: a file: URI names a file on this "
                                      "machine (file:///path); got host 'elsewhere'"),
+    ("rtsp://u:S3CRET@127.0.0.1:99999/x", 2, "rtsp://u:***@127.0.0.1:99999/x: not a valid URL (Port out of range"),
+    ("rtsp://127.0.0.1:abc/x", 2, "not a valid URL (Port could not be cast to integer value as 'abc')"),
+    ("rtsp://127.0.0.1:0/x", 2, "rtsp://127.0.0.1:0/x: port 0 is outside 1-65535"),
+    ("rtsp://[zz]:554/x", 2, "rtsp://[zz]:554/x: not a valid URL ('zz' does not appear to be an IPv4 or IPv6"),
+    ("http://[::1/live.m3u8", 2, "http://[::1/live.m3u8: not a valid URL (Invalid IPv6 URL)"),
+    ("rtmp:///live", 2, "rtmp:///live: no host in the URL; give scheme://host[:port]/path"),
+    ("HTTP://127.0.0.1:{port}/x.mp4", 1, "HTTP://127.0.0.1:{port}/x.mp4: cannot be opened (Connection refused)"),
 ])
 def test_a_scheme_that_cannot_work_is_one_line_at_once(uri, code, message, tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
