@@ -9,6 +9,7 @@ import os
 import signal
 import sys
 import threading
+import traceback
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, get_args
@@ -461,7 +462,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO, format="streamer: %(levelname)s: %(message)s"
     )
-    code = _dispatch(args)
+    try:
+        code = _dispatch(args)
+    except BaseException:
+        if not _detector_left_running():
+            raise
+        traceback.print_exc()  # a bug; said before the process ends below
+        code = 1
     if _detector_left_running():
         # A stop left a detector call running (a slow model: see STOP_DETECT_WAIT); every
         # output is finished. The interpreter's exit would wait for that call, or abort

@@ -194,8 +194,9 @@ class Pipeline:
         self._stop_asked = threading.Event()  # a clean stop: sources end, what was read is processed
         self._stopped_at: float | None = None  # when the running loop began the stop
         self._abandoned = threading.Event()  # the stop left a detector call running
-        self.left_at_stop = 0  # frames read but not detected: the stop's time was up
-        self._in_flight = 0  # frames in the detector call running now
+        # Held while a detector call's end is handed over, and while the run decides to
+        # leave that call: a batch is either handed over or left, never lost in between.
+        self._handover = threading.Lock()
         self.retired: list[Stream] = []  # removed streams whose end was processed (their id is free again)
         initial = config.all_sources()
         if until_stopped:  # a service may start with no source and get them later
@@ -519,13 +520,12 @@ class Pipeline:
                 results: list[Detections] = []
                 if todo:
                     started = self.busy["inference"] = time.monotonic()  # the watchdog reads it meanwhile
-                    self._in_flight = len(todo)
                     results = self.detector(todo)
                     seconds = time.monotonic() - started
-                    del self.busy["inference"]
-                    if self._abandoned.is_set():  # the run ended without these
-                        return
-                    self._in_flight = 0
+                    with self._handover:
+                        del self.busy["inference"]
+                        if self._abandoned.is_set():  # the run ended without these
+                            return
                     self.times.add("detect", seconds, len(todo))  # one clock for the stage and the histogram
                     self.batch_seconds.add(seconds)
                     self.batch_sizes[len(todo)] = self.batch_sizes.get(len(todo), 0) + 1
@@ -535,16 +535,15 @@ class Pipeline:
                     if not self._put(lambda pair=pair: _offer(handoff, pair)):
                         return
         except BaseException as exc:
-            self._fail(exc)
+            if not self._abandoned.is_set():  # a call the run left is no longer the run's failure
+                self._fail(exc)
 
     def _stop_time_up(self) -> bool:
         return self._stopped_at is not None and time.monotonic() - self._stopped_at > STOP_DETECT_WAIT
 
     def _left(self, batch: list[_Item]) -> list[_Item]:
         """The batch without its frames, which the stop leaves (statuses and ends go on)."""
-        kept = [item for item in batch if not isinstance(item, Frame)]
-        self.left_at_stop += len(batch) - len(kept)
-        return kept
+        return [item for item in batch if not isinstance(item, Frame)]
 
     def _fail(self, exc: BaseException) -> None:
         self._errors.append(exc)
@@ -713,16 +712,29 @@ class Pipeline:
     def _detector_overran(self, handoff: queue.Queue[_Pair]) -> bool:
         """Whether the stop's time for detection is up with a detector call still running
         and nothing else to hand over: the run then ends without that call's frames."""
-        started = self.busy.get("inference")
-        if started is None or not handoff.empty() or not self._stop_time_up():
+        if not handoff.empty() or not self._stop_time_up():
             return False
-        self._abandoned.set()
-        if self._inference is not None:
-            _LEFT.append(self._inference)
-        self.left_at_stop += self._in_flight
-        log.warning("stopping: left the detector's call running for %.1fs (%d frames)", time.monotonic() - started,
-                    self._in_flight)
+        started = self._leave_detector_call()
+        if started is None:
+            return False
+        log.warning("stopping: left the detector's call running for %.1fs", time.monotonic() - started)
         return True
+
+    def _leave_detector_call(self) -> float | None:
+        """Leaves the detector call running now, if one is (its thread ends when it
+        returns; a command-line process exits without it); returns when it began."""
+        with self._handover:
+            started = self.busy.get("inference")
+            if started is not None and not self._abandoned.is_set():
+                self._abandoned.set()
+                if self._inference is not None:
+                    _LEFT.append(self._inference)
+            return started
+
+    @property
+    def left_at_stop(self) -> int:
+        """Frames read but neither processed nor dropped: a stop's time for detection was up."""
+        return sum(max(st.decoded - st.summary.frames - st.buffer.dropped, 0) for st in self.streams.values())
 
     def _run_calls(self) -> None:
         while True:
@@ -770,7 +782,9 @@ class Pipeline:
         self._join_closers()
         self._halt.set()
         self.group.seal()
-        # An abandoned detector call ends its thread when it returns: not waited for.
+        # A detector call still running (an interrupt, an error) is left, not waited for:
+        # its thread ends when the call returns.
+        self._leave_detector_call()
         threads = [self._inference] if self._inference is not None and not self._abandoned.is_set() else []
         for st in self.streams.values():
             st.stop.set()
