@@ -512,6 +512,8 @@ class OutputConfig(_Section):
             if fields - {"source_id"}:
                 raise ValueError(f"unknown placeholder {{{sorted(fields - {'source_id'})[0]}}}: "
                                  f"the only one is {{source_id}}")
+            if any(spec or conversion for _, f, spec, conversion in string.Formatter().parse(value) if f):
+                raise ValueError("write the placeholder as {source_id}, without a conversion or format")
         return value
 
     video: str | None = Field(None, description="annotated video (.mp4); {source_id} in the path: one per source")
@@ -933,6 +935,20 @@ def _expanded_size(root: Any, origin: str) -> tuple[int, int]:
     return sizes[id(root)]
 
 
+def _no_nul(value: Any, where: str) -> None:
+    """No value may hold a NUL byte: no path or URL can (the OS refuses them deep inside a
+    write, with a traceback)."""
+    if isinstance(value, str):
+        if "\0" in value:
+            raise ConfigError(f"{where or 'a value'}: holds a NUL byte (\\0); no path or URL can")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _no_nul(item, f"{where}.{key}" if where else str(key))
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            _no_nul(item, f"{where}[{i}]")
+
+
 def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> Config:
     """The configuration from a YAML file (optional) with ``overrides`` applied on top.
 
@@ -955,6 +971,7 @@ def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None
             raise ConfigError(f"{path}: expected a mapping of sections at the top level")
     if overrides:
         data = _merge(data, overrides)
+    _no_nul(data, "")
     try:
         return Config.model_validate(data)
     except ValidationError as exc:

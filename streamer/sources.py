@@ -241,8 +241,9 @@ def open_source(uri: str, source_id: str | None = None, fps: float | None = None
         path.stat()
     except FileNotFoundError:
         pass  # a glob, or a file that is not there: said below, as such
-    except OSError as exc:  # a name too long, a loop of links, a folder it may not read
-        raise SourceError(f"{redact(uri)}: cannot be read ({exc.strerror}); check the input path") from None
+    except (OSError, ValueError) as exc:  # a name too long, a loop of links, a NUL byte
+        why = exc.strerror if isinstance(exc, OSError) else str(exc)
+        raise SourceError(f"{redact(uri)}: cannot be read ({why}); check the input path") from None
     if path.is_dir() or any(ch in uri for ch in "*?[") or path.suffix.lower() in IMAGE_SUFFIXES:
         if packets is not None:
             raise ConfigError(f"{uri}: clips are cut from a video's own packets and images have none; "

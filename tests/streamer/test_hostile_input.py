@@ -87,6 +87,8 @@ def test_a_jsonl_event_sink_never_overwrites_an_input_or_another_output(sinks, a
     (["--events", "out/{v2}.jsonl"], "output.events: unknown placeholder {v2}: the only one is {source_id}"),
     (["--out-video", "out/{}.mp4"], "output.video: unknown placeholder {}"),
     (["--mot", "out/{source_id.txt"], "output.mot: not a path template"),
+    (["--mot", "out/{source_id!r:>300}.txt"], "output.mot: write the placeholder as {source_id}, without a conversion"),
+    (["--events", "out/{source_id:.2}.jsonl"], "output.events: write the placeholder as {source_id}"),
 ])
 def test_ids_and_templates_cannot_lead_outside_the_output_folder(args, message, tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)

@@ -135,6 +135,8 @@ def test_pets09_public_detections(data, tmp_path):
         (["missing.mp4"], 1, "missing.mp4: no such file"),
         ([f"{'a' * 300}.mp4"], 1, "a.mp4: cannot be read (File name too long); check the input path"),
         (["loop.mp4"], 1, "loop.mp4: cannot be read (Too many levels of symbolic links); check the input path"),
+        (["clip\0.mp4"], 2, "source.uri: holds a NUL byte (\\0); no path or URL can"),
+        (["{tiny}", "--events", "e\0.jsonl"], 2, "output.events: holds a NUL byte"),
         (["{tiny}", "--detector", "mot"], 2, "detector: the mot detector needs detections"),
         (["{tiny}", "--conf", "1.5"], 2, "detector.conf: Input should be less than or equal to 1 (got 1.5)"),
         (["{tiny}", "--detector", "mot", "--detections", "nowhere.txt"], 1, "nowhere.txt: no such detections file"),
