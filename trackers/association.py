@@ -189,7 +189,7 @@ def assign_sort(
     Returns:
         ``matches (K, 2)`` sorted by row; the unmatched rows in the reference's order
         (first those never assigned, then those dropped: new tracks are born in this
-        order); the unmatched columns, sorted.
+        order; with :class:`Pairs`, sorted); the unmatched columns, sorted.
     """
     n, m = iou.shape
     if n == 0 or m == 0:

@@ -22,6 +22,7 @@ import numpy as np
 
 from streamer.types import Detections
 from trackers import kalman
+from trackers import sparse
 from trackers.association import Pairs, similarity
 
 __all__ = ["CLASS", "ID", "SortModel", "TrackTable", "sort_predict"]
@@ -75,6 +76,7 @@ class TrackTable:
 
     def __init__(self, class_aware: bool) -> None:
         self.class_aware = class_aware
+        sparse.warm()  # a crowded frame's kernels ready before the first one comes
         self.reset()
 
     def reset(self) -> None:

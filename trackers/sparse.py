@@ -15,7 +15,11 @@ every ByteTrack matching (its inadmissible pairs never trade with admissible one
 one difference: SORT's and OC-SORT's solver maximises the IoU summed over every pair, kept
 or not, so it may give up a pair past the threshold for two below it, which it then drops;
 per group that trade cannot happen, and such a detection stays matched. Pairs of boxes
-that do not overlap at all are never matched here, whatever the threshold.
+that do not overlap at all are never matched here, whatever the threshold (ByteTrack's
+dense path admits them at ``match_thresh: 1``). Where two matchings cost exactly the same
+(duplicate boxes) the two paths may pick different ones. A group still bigger than
+:data:`GROUP_PAIRS` after that (thousands of boxes in one touching chain) is matched
+greedily, best pair first, which keeps a crowd linear at the price of optimality there.
 """
 
 from __future__ import annotations
@@ -59,6 +63,20 @@ class Pairs:
         return self.rows[keep], self.cols[keep]
 
 
+_warm = False
+
+
+def warm() -> None:
+    """Compiles (or loads from numba's cache) the kernels now, not on the first crowded
+    frame hours into a run, where the compile (seconds) would stall the stream."""
+    global _warm
+    if not _warm:
+        box = np.array([[0.0, 0.0, 1.0, 1.0]])
+        overlaps(box, box, np.empty(0, np.int64), np.empty(0, np.int64))
+        _greedy(np.zeros(1, np.intp), np.zeros(1, np.intp), 1, 1)
+        _warm = True
+
+
 def crowded(n: int, m: int) -> bool:
     """Whether an ``(n, m)`` comparison is held as :class:`Pairs`."""
     return n * m > DENSE_PAIRS
@@ -66,21 +84,35 @@ def crowded(n: int, m: int) -> bool:
 
 @numba.njit(cache=True)
 def _overlapping(a, b, class_a, class_b):
-    order = np.argsort(b[:, 0], kind="mergesort")
-    x1 = b[order, 0]
-    widest = 0.0
-    for j in range(b.shape[0]):
-        widest = max(widest, b[j, 2] - b[j, 0])
-    cap = 4 * (a.shape[0] + b.shape[0]) + 16
+    """Sweep and prune over x: boxes of both sides in order of x1, each side's boxes
+    still open (x2 past the sweep) kept in a list; a box meets only the other side's open
+    ones. Each pair overlapping in x is looked at once, so a very wide box costs one pass
+    over the other side, not one per box."""
+    n, m = a.shape[0], b.shape[0]
+    x1 = np.concatenate((a[:, 0], b[:, 0]))
+    order = np.argsort(x1, kind="mergesort")
+    open_a = np.empty(n, np.intp)
+    open_b = np.empty(m, np.intp)
+    count_a = count_b = 0
+    cap = 4 * (n + m) + 16
     rows = np.empty(cap, np.intp)
     cols = np.empty(cap, np.intp)
     vals = np.empty(cap)
     k = 0
-    for i in range(a.shape[0]):
-        area_a = (a[i, 2] - a[i, 0]) * (a[i, 3] - a[i, 1])
-        # b overlaps a in x only if b.x1 < a.x2 and b.x1 > a.x1 - (widest b)
-        for p in range(np.searchsorted(x1, a[i, 0] - widest), np.searchsorted(x1, a[i, 2])):
-            j = order[p]
+    for e in order:
+        from_a = e < n
+        box = a[e] if from_a else b[e - n]
+        x = box[0]
+        others, count = (open_b, count_b) if from_a else (open_a, count_a)
+        kept = 0
+        for p in range(count):
+            o = others[p]
+            other = b[o] if from_a else a[o]
+            if other[2] <= x:
+                continue  # closed: dropped from the list
+            others[kept] = o
+            kept += 1
+            i, j = (e, o) if from_a else (o, e - n)
             if class_a.shape[0] and class_a[i] != class_b[j]:
                 continue
             w = min(a[i, 2], b[j, 2]) - max(a[i, 0], b[j, 0])
@@ -88,6 +120,7 @@ def _overlapping(a, b, class_a, class_b):
             if w <= 0.0 or h <= 0.0:
                 continue
             inter = w * h
+            area_a = (a[i, 2] - a[i, 0]) * (a[i, 3] - a[i, 1])
             area_b = (b[j, 2] - b[j, 0]) * (b[j, 3] - b[j, 1])
             if k == cap:
                 cap *= 2
@@ -95,6 +128,14 @@ def _overlapping(a, b, class_a, class_b):
             rows[k], cols[k] = i, j
             vals[k] = inter / (area_a + area_b - inter)  # iou_matrix's arithmetic: the same values
             k += 1
+        if from_a:
+            count_b = kept
+            open_a[count_a] = e
+            count_a += 1
+        else:
+            count_a = kept
+            open_b[count_b] = e - n
+            count_b += 1
     return rows[:k], cols[:k], vals[:k]
 
 
@@ -161,24 +202,47 @@ def _groups(pairs: Pairs, link: np.ndarray):
 
 
 def _solve(pairs: Pairs, link: np.ndarray, block: Callable[[np.ndarray, np.ndarray, Pairs], tuple],
-           keep: Callable[[np.ndarray], np.ndarray], split: Callable[[np.ndarray], np.ndarray] | None = None):
+           keep: Callable[[np.ndarray], np.ndarray], first: Callable[[np.ndarray], np.ndarray],
+           split: Callable[[np.ndarray], np.ndarray] | None = None) -> np.ndarray:
     """Matches ``(K, 2)``, solved per connected group of the ``link`` pairs, each group's
     solver pairs passing ``keep`` kept. ``block(rows, cols, held)`` gives a group's dense
     values and the costs its solver minimises. A group too big for a dense block (a crowd
-    whose boxes all touch) is solved again grouped by the pairs passing ``split``."""
+    whose boxes all touch) is grouped again by the pairs passing ``split``; one still too
+    big is matched greedily, the pairs in the order of ``first(values)`` (ascending)."""
     out = [EMPTY]
     for g_rows, g_cols, held in _groups(pairs, link):
         if len(g_rows) == 1 and len(g_cols) == 1:
             if keep(held.values[:1])[0]:
                 out.append(np.stack([held.rows, held.cols], axis=1))
-        elif split is not None and len(g_rows) * len(g_cols) > GROUP_PAIRS:
-            out.append(_solve(held, split(held.values), block, keep))
+        elif len(g_rows) * len(g_cols) > GROUP_PAIRS:
+            if split is not None:
+                out.append(_solve(held, split(held.values), block, keep, first))
+            else:
+                ok = keep(held.values)
+                order = np.argsort(first(held.values[ok]), kind="stable")
+                out.append(_greedy(held.rows[ok][order], held.cols[ok][order], held.n, held.m))
         else:
             values, costs = block(g_rows, g_cols, held)
             r, c = linear_sum_assignment(costs)
             ok = keep(values[r, c])
             out.append(np.stack([g_rows[r[ok]], g_cols[c[ok]]], axis=1))
     return np.concatenate(out)
+
+
+@numba.njit(cache=True)
+def _greedy(rows, cols, n, m):
+    """The pairs, in their order, whose row and column are both still free."""
+    row_used = np.zeros(n, np.bool_)
+    col_used = np.zeros(m, np.bool_)
+    out = np.empty((min(n, m, rows.shape[0]), 2), np.intp)
+    k = 0
+    for p in range(rows.shape[0]):
+        i, j = rows[p], cols[p]
+        if not row_used[i] and not col_used[j]:
+            row_used[i] = col_used[j] = True
+            out[k, 0], out[k, 1] = i, j
+            k += 1
+    return out[:k]
 
 
 def _dense(held: Pairs, g_rows: np.ndarray, g_cols: np.ndarray, fill: float) -> np.ndarray:
@@ -209,7 +273,7 @@ def assign_sort(pairs: Pairs, threshold: float, bonus: Block | None = None,
         return values >= threshold
 
     linked = np.ones(len(pairs.values), bool)
-    return _result(_solve(pairs, linked, block, keep, split=keep), n, m)
+    return _result(_solve(pairs, linked, block, keep, np.negative, split=keep), n, m)
 
 
 def assign(pairs: Pairs, threshold: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -225,4 +289,4 @@ def assign(pairs: Pairs, threshold: float) -> tuple[np.ndarray, np.ndarray, np.n
     def keep(values):
         return values <= threshold
 
-    return _result(_solve(pairs, keep(pairs.values), block, keep), n, m)
+    return _result(_solve(pairs, keep(pairs.values), block, keep, np.positive), n, m)

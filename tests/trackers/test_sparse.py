@@ -40,6 +40,17 @@ def test_overlaps_are_the_nonzero_entries_of_iou_matrix_bit_for_bit(classes):
     assert len(pairs.values) > 60  # the scene is crowded enough to mean something
 
 
+def test_a_box_as_wide_as_the_frame_meets_every_box_it_touches():
+    rng = np.random.default_rng(5)
+    a, b = boxes(rng, 300, 1000.0), boxes(rng, 300, 1000.0)
+    b[7] = [0, 100, 1000, 140]  # a false positive across the frame
+    pairs = sparse.overlaps(a, b, np.empty(0, int), np.empty(0, int))
+    dense = iou_matrix(a, b)
+    assert sorted(zip(pairs.rows.tolist(), pairs.cols.tolist(), strict=True)) == sorted(
+        zip(*np.nonzero(dense > 0), strict=True))
+    assert (pairs.cols == 7).sum() == (dense[:, 7] > 0).sum() > 10
+
+
 def test_similarity_switches_to_pairs_past_the_dense_limit():
     rng = np.random.default_rng(2)
     a = boxes(rng, 600, scene=4000.0)
@@ -96,6 +107,9 @@ def test_a_group_too_big_for_one_block_is_solved_by_its_pairs_past_the_threshold
     monkeypatch.setattr(sparse, "GROUP_PAIRS", 100)
     got = assign_sort(pairs, 0.3, fast_path=False)
     assert got[0].tolist() == want[0].tolist() == [[k, k] for k in range(40)]
+    # still one chain past the split: matched greedily, best pair first (each box's own track)
+    got = assign(iou_cost(pairs), 0.8)
+    assert got[0].tolist() == [[k, k] for k in range(40)] and not len(got[1]) and not len(got[2])
 
 
 def run(name, frames, dense_pairs, monkeypatch):
