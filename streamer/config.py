@@ -830,7 +830,7 @@ def validation_message(exc: ValidationError, origin: str) -> str:
     for err in exc.errors():
         path, msg, kind = _path(err["loc"]), err["msg"].removeprefix("Value error, "), err["type"]
         if kind == "extra_forbidden":
-            msg = "unknown key (check its spelling and section)"
+            msg = _elsewhere(err["loc"]) or "unknown key (check its spelling and section)"
         elif kind in ("union_tag_invalid", "union_tag_not_found"):
             key = "type" if err["loc"] and isinstance(err["loc"][-1], int) else "name"
             expected = err.get("ctx", {}).get("expected_tags", "")
@@ -842,6 +842,31 @@ def validation_message(exc: ValidationError, origin: str) -> str:
         shown = got is not None and kind != "extra_forbidden" and not isinstance(got, dict)
         lines.append(f"{origin}: {path}: {msg}" + (f" (got {_show(got)})" if shown else ""))
     return "; ".join(lines)
+
+
+def _elsewhere(loc: tuple) -> str | None:
+    """For a key unknown to one variant (``detector.imgsz`` with ``name: mot``), which
+    other variants of that section have it."""
+    at = next((i for i, part in enumerate(loc) if i and isinstance(part, str) and part in _TAGS), None)
+    if at is None:
+        return None
+    section = loc[at - 2] if isinstance(loc[at - 1], int) and at >= 2 else loc[at - 1]
+    variants = _UNIONS.get(section)
+    if variants is None:
+        return None
+    having = [n for v, n in zip(variants, names(variants, "type" if section == "event_sinks" else "name"),
+                                strict=True) if _has(v, loc[at + 1:])]
+    return f"a setting of {_either(', '.join(having))} only, not of {loc[at]}" if having else None
+
+
+def _has(model: Any, keys: tuple) -> bool:
+    """Whether the nested ``keys`` name a field of the pydantic ``model``."""
+    for key in keys:
+        field = model.model_fields.get(key) if isinstance(model, type) and issubclass(model, BaseModel) else None
+        if field is None:
+            return False
+        model = field.annotation
+    return True
 
 
 def _either(tags: str) -> str:

@@ -39,6 +39,11 @@ def select_device(device: str) -> torch.device:
     dev = torch.device(device)
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ModelError(f"device {device!r} asked for, but torch sees no CUDA device; use device: cpu")
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise ModelError(f"device {device!r} asked for, but torch sees {torch.cuda.device_count()} CUDA "
+                         f"device(s) (cuda:0 to cuda:{torch.cuda.device_count() - 1})")
+    if dev.type == "mps" and not torch.backends.mps.is_available():
+        raise ModelError(f"device {device!r} asked for, but there is no Apple GPU (MPS) here; use device: cpu")
     return dev
 
 

@@ -170,6 +170,11 @@ def test_model_loading_never_writes_to_stdout():
 @pytest.mark.parametrize(("args", "files", "code", "message"), [
     (["--detector", "yolo", "--device", "tpu"], {}, 2, "detector.device: String should match pattern"),
     (["--detector", "yolo", "--device", ""], {}, 2, "detector.device: String should match pattern"),
+    (["--detector", "yolo", "--weights", "yolov8n.yaml", "--device", "mps"], {}, 1,
+     "device 'mps' asked for, but there is no Apple GPU (MPS) here; use device: cpu"),
+    (["--imgsz", "320"], {}, 2, "detector.imgsz: a setting of yolo only, not of mot"),
+    (["--config", "bt.yaml"], {"bt.yaml": "tracker: {name: sort, params: {match_thresh: 0.5}}\n"}, 2,
+     "tracker.params.match_thresh: a setting of bytetrack only, not of sort"),
     (["--detector", "yolo", "--imgsz", "100000"], {}, 2, "detector.imgsz: Input should be less than or equal to 4096"),
     (["--batch", "100000"], {}, 2, "detector.batch: Input should be less than or equal to 256"),
     (["--config", "inf.yaml"], {"inf.yaml": "sampler: {target_fps: .inf}\n"}, 2, "sampler.target_fps: Input should"),
