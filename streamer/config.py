@@ -645,13 +645,18 @@ class LineConfig(_Section):
     """A directed line: crossing from its left to its right (walking from the first point
     to the second, as seen on the image) is ``in``, the other way ``out``."""
 
-    name: str
+    name: str = Field(description="its name in events and counts")
     points: list[Point]
     normalized: bool = Field(False, description="points in 0-1 of the frame's width and height")
     classes: list[str] | None = Field(None, description="class names counted (default all)")
     hysteresis: float = Field(
         5.0, ge=0, description="pixels a track must get past the line on the other side to count"
     )
+
+    @field_validator("name")
+    @classmethod
+    def _named(cls, value: str) -> str:
+        return _named(value)
 
     @model_validator(mode="after")
     def _two_points(self) -> LineConfig:
@@ -666,22 +671,51 @@ class LineConfig(_Section):
 class ZoneConfig(_Section):
     """A polygon zone; a track is inside when its anchor point is."""
 
-    name: str
+    name: str = Field(description="its name in events and counts")
     points: list[Point]
     normalized: bool = Field(False, description="points in 0-1 of the frame's width and height")
     classes: list[str] | None = Field(None, description="class names watched (default all)")
     min_dwell: float = Field(0.0, ge=0, description="seconds inside before zone_entered")
 
+    @field_validator("name")
+    @classmethod
+    def _named(cls, value: str) -> str:
+        return _named(value)
+
     @model_validator(mode="after")
     def _polygon(self) -> ZoneConfig:
         if len(self.points) < 3:
             raise ValueError(f"a zone needs at least 3 points, got {len(self.points)}")
-        xs, ys = [p[0] for p in self.points], [p[1] for p in self.points]
-        twice_area = sum(xs[i] * ys[i - 1] - xs[i - 1] * ys[i] for i in range(len(xs)))
-        if abs(twice_area) < 1e-9:
+        (x0, y0), (x1, y1) = self.points[0], self.points[1]
+        if all(abs((x1 - x0) * (y - y0) - (y1 - y0) * (x - x0)) < 1e-9 for x, y in self.points):
             raise ValueError("the points of a zone enclose no area (they are on one line); give a polygon")
+        if _edges_cross(self.points):
+            raise ValueError("the edges of the zone cross each other; give its points in order around it")
         _check_normalized(self.points, self.normalized)
         return self
+
+
+def _named(value: str) -> str:
+    if not value.strip():
+        raise ValueError("a line or zone needs a name (events and counts carry it)")
+    return value
+
+
+def _edges_cross(points: list[Point]) -> bool:
+    """Whether two edges of the closed polygon that share no corner intersect (a bow-tie)."""
+    def side(a, b, c) -> float:
+        return (b[0] - a[0]) * (c[1] - a[1]) - (b[1] - a[1]) * (c[0] - a[0])
+
+    n = len(points)
+    edges = [(points[i], points[(i + 1) % n]) for i in range(n)]
+    for i in range(n):
+        for j in range(i + 2, n):
+            if i == 0 and j == n - 1:
+                continue  # they share the first corner
+            (a, b), (c, d) = edges[i], edges[j]
+            if side(a, b, c) * side(a, b, d) < 0 and side(c, d, a) * side(c, d, b) < 0:
+                return True
+    return False
 
 
 def _check_normalized(points: list[Point], normalized: bool) -> None:

@@ -139,6 +139,12 @@ def test_inside_polygon():
          "normalized points must lie in 0-1"),
         ({"lines": [{"name": "x", "points": [[0, 0], [1, 1]]}],
           "zones": [{"name": "x", "points": [[0, 0], [1, 0], [0, 1]]}]}, "repeated: x"),
+        ({"zones": [{"name": "z", "points": [[0, 0], [5, 5], [10, 10]]}]},
+         r"enclose no area \(they are on one line\)"),
+        ({"zones": [{"name": "bowtie", "points": [[0, 0], [10, 10], [10, 0], [0, 10]]}]},
+         "the edges of the zone cross each other; give its points in order around it"),
+        ({"lines": [{"name": "", "points": [[0, 0], [1, 1]]}]}, r"lines.0.name: a line or zone needs a name"),
+        ({"zones": [{"name": "  ", "points": [[0, 0], [1, 0], [0, 1]]}]}, r"zones.0.name: a line or zone needs a name"),
     ],
 )
 def test_bad_config(cfg, message):
