@@ -46,6 +46,9 @@ def read_detections(path: str | Path) -> dict[int, Detections]:
                           f"MOT lines hold numbers only (frame,id,x,y,w,h,score)")
     if (rows[:, 0] < 1).any() or (rows[:, 0] != np.round(rows[:, 0])).any():
         raise SourceError(f"{path}: frame numbers must be whole numbers from 1 (MOT frames are 1-based)")
+    if (rows[:, 0] >= 2**31).any():
+        line = int(np.flatnonzero(rows[:, 0] >= 2**31)[0]) + 1
+        raise SourceError(f"{path}: frame {rows[line - 1, 0]:g} (row {line}) is past 2^31-1; is this a MOT det file?")
     rows = rows[np.argsort(rows[:, 0], kind="stable")]
     frames = rows[:, 0].astype(np.int64)
     xyxy = rows[:, 2:6].copy()

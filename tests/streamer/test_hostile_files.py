@@ -5,6 +5,7 @@ result files streamer eval cannot score, det files with far-off frames; and prop
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -163,6 +164,18 @@ def test_track_with_one_box_at_frame_100_million(tmp_path, capsys):
     out = capsys.readouterr().out
     frames = int(out.split("sequences, ")[1].split()[0])
     assert frames <= 2 + IDLE_FRAMES + 2  # the frames with boxes and one idle stretch, not 100 million
+
+
+def test_track_with_a_frame_past_2_to_the_31_is_one_line(tmp_path, capsys):
+    root = tmp_path / "det"
+    (root / "seq" / "det").mkdir(parents=True)
+    (root / "seq" / "det" / "det.txt").write_text("1,-1,10,10,30,60,0.9\n9223372036854775807,-1,10,10,30,60,0.9\n")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # numpy's cast warning leaked before
+        assert main(["track", str(root), "--out", str(tmp_path / "out")]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"streamer: error: {root}/seq/det/det.txt: frame 9.22337e+18 (row 2) is past 2^31-1; is this a "
+                   f"MOT det file?"]
 
 
 # ---- properties
