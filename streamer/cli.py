@@ -12,7 +12,7 @@ import threading
 import traceback
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, get_args
+from typing import Any, NoReturn, get_args
 
 from streamer.cluster.cli import footage_flags, serve_flags
 from streamer.config import (
@@ -439,8 +439,16 @@ def cmd_sample(args: argparse.Namespace) -> int:
     return 130 if signal.SIGINT in signals else 0
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, with a usage error's echoed value cut short (a 120 KB value was written
+    out in full)."""
+
+    def error(self, message: str) -> NoReturn:
+        super().error(message if len(message) <= 300 else f"{message[:280]}... ({len(message)} characters)")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="streamer", description="Streaming video analytics.")
+    parser = _Parser(prog="streamer", description="Streaming video analytics.")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True)
     _run_parser(sub)

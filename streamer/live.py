@@ -25,6 +25,7 @@ URIs:
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import logging
 import re
 import socket
@@ -70,7 +71,12 @@ class StreamSpec:
 
 
 def _slug(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-") or "stream"
+    """A default source id from a URI's host and path: at most 64 characters (a long one
+    keeps its start and a digest of the whole, so two long URIs still differ)."""
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-") or "stream"
+    if len(slug) > 64:
+        slug = f"{slug[:55]}-{hashlib.sha1(slug.encode()).hexdigest()[:8]}"
+    return slug
 
 
 def parse_uri(uri: str, transport: str = "tcp", options: dict[str, str] | None = None) -> StreamSpec | None:
@@ -111,6 +117,13 @@ def parse_uri(uri: str, transport: str = "tcp", options: dict[str, str] | None =
     return None
 
 
+def shown(uri: str, limit: int = 200) -> str:
+    """A source's URI as logs, the summary and errors show it: redacted, and a very long
+    one cut in the middle (a 120 KB URL was written out on every retry)."""
+    text = redact(uri)
+    return text if len(text) <= limit else f"{text[: limit // 2]}...{text[-limit // 2:]}"
+
+
 def _check_host_port(uri: str) -> None:
     """A URL whose host or port cannot be right (``:99999``, ``:abc``, ``[zz]``, no host) is
     refused when the source is added, instead of retried for ever."""
@@ -118,11 +131,11 @@ def _check_host_port(uri: str) -> None:
         parts = urlsplit(uri)
         host, port = parts.hostname, parts.port
     except ValueError as exc:
-        raise ConfigError(f"{redact(uri)}: not a valid URL ({exc}); check its host and port") from None
+        raise ConfigError(f"{shown(uri)}: not a valid URL ({exc}); check its host and port") from None
     if not host:
-        raise ConfigError(f"{redact(uri)}: no host in the URL; give scheme://host[:port]/path")
+        raise ConfigError(f"{shown(uri)}: no host in the URL; give scheme://host[:port]/path")
     if port is not None and not 1 <= port <= 65535:
-        raise ConfigError(f"{redact(uri)}: port {port} is outside 1-65535")
+        raise ConfigError(f"{shown(uri)}: port {port} is outside 1-65535")
 
 
 def local_path(uri: str) -> str:
@@ -213,7 +226,7 @@ class LiveSource:
             raise SourceError(f"{uri}: not a camera or stream URI (rtsp://, http(s)://, webcam:N, lavfi:...)")
         self.uri = uri
         self.spec = spec
-        self.label = redact(uri)
+        self.label = shown(uri)
         self.id = source_id or spec.default_id
         self.timeout = timeout
         self.reconnect = reconnect or Reconnect()

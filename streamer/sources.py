@@ -23,7 +23,7 @@ import numpy as np
 
 from streamer.decode import Position, decode, open_container, reason, video_stream
 from streamer.errors import ConfigError, SourceError
-from streamer.live import HTTP_SCHEMES, LiveSource, Reconnect, local_path, parse_uri
+from streamer.live import HTTP_SCHEMES, LiveSource, Reconnect, local_path, parse_uri, shown
 from streamer.mot import read_seqinfo
 from streamer.packets import PacketRing
 from streamer.protocols import Sampling
@@ -57,7 +57,7 @@ class VideoSource:
         spec = parse_uri(uri)
         if spec is None and not Path(uri).is_file():
             raise SourceError(f"{uri}: no such file; check the path")
-        self.label = redact(uri)
+        self.label = shown(uri)
         self.id = source_id or (spec.default_id if spec else Path(uri).stem)
         try:
             self._container = container or open_container(
@@ -140,7 +140,7 @@ class ImageSequenceSource:
             raise SourceError(f"{uri}: no images ({', '.join(sorted(IMAGE_SUFFIXES))}) found")
         self.files = files
         self.id = source_id or stem
-        self.label = uri
+        self.label = shown(uri)
         info = read_seqinfo(info_dir / "seqinfo.ini") if info_dir else {}
         rate = fps or float(info.get("framerate", 0)) or 30.0
         self.fps = Fraction(rate).limit_denominator(1001000)

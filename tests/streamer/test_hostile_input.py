@@ -15,7 +15,7 @@ import time
 import av
 import numpy as np
 import pytest
-from helpers import OBJECTS, clip_with_detections
+from helpers import OBJECTS, clip_with_detections, free_port
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -297,3 +297,20 @@ def test_a_stopped_sample_is_a_whole_video_and_its_detections(sig, code, tmp_pat
         assert sum(1 for _ in video.decode(video=0)) == frames
     rows = np.loadtxt(tmp_path / "s" / "sample-det.txt", delimiter=",")
     assert rows[:, 0].min() >= 1 and rows[:, 0].max() <= frames and len(rows) > 100  # the objects of every frame
+
+
+def test_long_values_are_cut_short_in_every_line(tmp_path, capsys, caplog, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "empty.txt").write_text("")
+    try:
+        code = main(["run", "x.mp4", "--conf", "9" * 120_000])
+    except SystemExit as exc:  # argparse's usage error
+        code = exc.code
+    assert code == 2 and 0 < len(capsys.readouterr().err.strip().splitlines()[-1]) < 400
+    uri = f"rtsp://127.0.0.1:{free_port()}/" + "a" * 120_000  # refused: retried, each retry logged
+    rc = main(["run", uri, "--detector", "mot", "--detections", "empty.txt", "--no-progress", "--duration", "3",
+               "--events", "e.jsonl"])
+    out, err = capsys.readouterr()
+    lines = (out + err).splitlines() + [r.getMessage() for r in caplog.records]
+    assert rc == 0 and any("retrying" in line for line in lines), lines
+    assert max(len(line) for line in lines) < 400
