@@ -6,6 +6,7 @@ from __future__ import annotations
 import http.server
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -17,11 +18,13 @@ import paho.mqtt.client as mqtt
 import pytest
 import redis
 
-from helpers import clip_with_detections, http_server
+from helpers import Server, binary, clip_with_detections, free_port, http_server
 
+from sinks.delivery import DeliverySink
 from sinks.outbox import Outbox
 from streamer.cli import main
 from streamer.synthetic import MovingBox
+from streamer.types import Event
 
 
 def busy_video(tmp_path: Path, frames: int, name: str = "busy") -> tuple[Path, Path]:
@@ -376,3 +379,165 @@ def test_a_refused_event_is_set_aside_and_delivery_goes_on(tmp_path, capsys):
     dead = Outbox(tmp_path / "ob" / "webhook.sqlite3").dead_letters()
     assert [(json.loads(p)["id"], why) for p, why in dead] == [(expected[5], "HTTP 400 Bad Request")]
     assert len(Outbox(tmp_path / "ob" / "webhook.sqlite3")) == 0  # a later run is not blocked
+
+
+# Errors that retrying cannot fix, per sink kind: the refused events go to the outbox's dead
+# letters with the reason, and delivery of the others (every other source) goes on.
+
+
+def two_sources(tmp_path, first: str, second: str = "good", frames: int = 120) -> tuple[str, list[str], list[str]]:
+    """A config of two copies of one clip, ids ``first`` and ``second``, with its events file;
+    returns the config's text up to its event sinks and the event ids of each source."""
+    video, det = busy_video(tmp_path, frames)
+    for sid in (first, second):
+        shutil.copy(video, tmp_path / f"{sid}.mp4")
+    assert main(["run", str(video), "--detector", "mot", "--detections", str(det), "--no-progress",
+                 "--events", str(tmp_path / "alone.jsonl")]) == 0
+    ids = jsonl_ids(tmp_path / "alone.jsonl")
+    assert len(ids) >= 10
+    text = (f"sources:\n  - {{uri: '{tmp_path / (first + '.mp4')}', id: '{first}'}}\n"
+            f"  - {{uri: '{tmp_path / (second + '.mp4')}', id: '{second}'}}\n"
+            f"detector: {{name: mot, detections: '{det}'}}\n"
+            f"output:\n  outbox: {tmp_path / 'ob'}\n  events: {tmp_path / 'e.jsonl'}\n  event_sinks:\n")
+    return text, ids, ids
+
+
+def events_of(path, source_id: str) -> list[str]:
+    return [e["id"] for e in map(json.loads, path.read_text().splitlines()) if e["source_id"] == source_id]
+
+
+def test_redis_wrongtype_key_is_refused_for_its_events_alone(redis_server, tmp_path, capsys):
+    url = f"redis://127.0.0.1:{redis_server.port}/0"
+    r = redis.Redis.from_url(url)
+    r.set("streamer:demo", "notastream")
+    for batch in (1, 100):  # one event a send, and batches mixing both sources
+        r.delete("streamer:good")
+        text, _, _ = two_sources(tmp_path, "demo")
+        cfg = tmp_path / "c.yaml"
+        cfg.write_text(text + f"    - {{type: redis, url: '{url}', batch: {batch}, name: r{batch}}}\n")
+        capsys.readouterr()
+        assert main(["run", "--config", str(cfg), "--no-progress"]) == 0
+        good, demo = events_of(tmp_path / "e.jsonl", "good"), events_of(tmp_path / "e.jsonl", "demo")
+        got = [json.loads(f[b"event"])["id"] for _, f in r.xrange("streamer:good")]
+        assert got == good  # every one of the other source's events, once, in order
+        box = Outbox(tmp_path / "ob" / f"r{batch}.sqlite3")
+        dead = box.dead_letters()
+        assert [json.loads(p)["id"] for p, _ in dead] == demo
+        assert {why for _, why in dead} == {"WRONGTYPE Operation against a key holding the wrong kind of value"}
+        assert len(box) == 0
+        out = capsys.readouterr().out
+        assert f"{len(good)} delivered, 0 waiting, {len(demo)} refused for good" in out
+        assert r.get("streamer:demo") == b"notastream"
+
+
+def _event(n: int, source: str = "cam") -> Event:
+    return Event(id=f"e{n}", type="track_started", source_id=source, frame=n, pts=n / 25, wall_time=None)
+
+
+def _wait(predicate, timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate() and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
+def test_redis_out_of_memory_waits_and_is_delivered_later(redis_server, tmp_path):
+    """OOM is not permanent (trimming or consumers free memory): the events wait, none is buried."""
+    url = f"redis://127.0.0.1:{redis_server.port}/0"
+    r = redis.Redis.from_url(url)
+    r.config_set("maxmemory", "1")  # every write is now refused with OOM
+    sink = DeliverySink("redis", url, tmp_path / "o.sqlite3", batch=2, backoff=0.05, max_backoff=0.2)
+    sink.open()
+    try:
+        sink.write_events([_event(n) for n in range(5)])
+        _wait(lambda: sink.failures >= 3)
+        stats = sink.delivery()
+        assert stats.pending == 5 and stats.dead == 0 and stats.delivered == 0
+        assert stats.error == "command not allowed when used memory > 'maxmemory'."
+        r.config_set("maxmemory", "0")
+        _wait(lambda: sink.delivery().pending == 0)
+    finally:
+        sink.close()
+    assert [json.loads(f[b"event"])["id"] for _, f in r.xrange("streamer:cam")] == [f"e{n}" for n in range(5)]
+    assert sink.delivery().dead == 0 and sink.delivery().error == ""
+
+
+def test_mqtt_unpublishable_topic_is_refused_and_the_other_source_goes_on(mosquitto, tmp_path, capsys):
+    """A source id with '+' makes a topic no broker takes (paho raises at publish): before,
+    the queue retried it for ever."""
+    text, _, _ = two_sources(tmp_path, "cam+1")
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(text + f"    - {{type: mqtt, url: 'mqtt://127.0.0.1:{mosquitto.port}', batch: 4}}\n")
+    sub = Subscriber(mosquitto.port, "streamer/#")
+    try:
+        assert main(["run", "--config", str(cfg), "--no-progress"]) == 0
+        good, bad = events_of(tmp_path / "e.jsonl", "good"), events_of(tmp_path / "e.jsonl", "cam+1")
+        sub.wait_for(set(good))
+        assert sub.ids() == good
+    finally:
+        sub.close()
+    (box,) = (tmp_path / "ob").glob("mqtt-127.0.0.1-*.sqlite3")
+    dead = Outbox(box).dead_letters()
+    assert [json.loads(p)["id"] for p, _ in dead] == bad
+    assert dead[0][1] == ("topic 'streamer/cam+1/track_started' cannot be published to "
+                          "(empty, over 65535 bytes, or holding +, # or NUL)")
+    assert f"{len(good)} delivered, 0 waiting, {len(bad)} refused for good" in capsys.readouterr().out
+
+
+def _mosquitto_with_password(tmp_path, user: str, password: str) -> Server:
+    port = free_port()
+    passwd = tmp_path / "passwd"
+    subprocess.run([binary("mosquitto_passwd", "mosquitto"), "-b", "-c", str(passwd), user, password], check=True,
+                   capture_output=True)
+    conf = tmp_path / "auth.conf"
+    # run as root, mosquitto would switch to its own user, who cannot read the test's private folder
+    conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous false\npassword_file {passwd}\n"
+                    + ("user root\n" if os.geteuid() == 0 else ""))
+    return Server([binary("mosquitto"), "-c", str(conf)], port).start()
+
+
+def test_mqtt_userinfo_is_percent_decoded_and_a_refusal_says_why(tmp_path, capsys, caplog):
+    broker = _mosquitto_with_password(tmp_path, "bob", "B0b:pw@x")
+    video, det = busy_video(tmp_path, 60)
+    try:
+        good = f"mqtt://bob:B0b%3Apw%40x@127.0.0.1:{broker.port}/site/{{source_id}}"
+        sub = _AuthSubscriber(broker.port)
+        try:
+            assert main(["run", str(video), "--detector", "mot", "--detections", str(det), "--no-progress",
+                         "--events", str(tmp_path / "e.jsonl"), "--mqtt", good]) == 0
+            expected = jsonl_ids(tmp_path / "e.jsonl")
+            sub.wait_for(set(expected))
+            assert sub.ids() == expected
+        finally:
+            sub.close()
+        capsys.readouterr()
+        wrong = f"mqtt://bob:wrong@127.0.0.1:{broker.port}/site/{{source_id}}"
+        cfg = tmp_path / "c.yaml"
+        cfg.write_text(f"output:\n  event_sinks:\n    - {{type: mqtt, url: '{wrong}', timeout: 0.5, "
+                       f"drain_timeout: 1}}\n")
+        with caplog.at_level("WARNING"):
+            assert main(["run", str(video), "--config", str(cfg), "--detector", "mot", "--detections", str(det),
+                         "--no-progress"]) == 0
+        out = capsys.readouterr().out
+        reason = "the broker refused the connection: Not authorized"
+        assert f"not reachable now ({reason})" in caplog.text
+        assert f"0 delivered, {len(expected)} waiting (last failure: {reason})" in out
+        assert "wrong" not in caplog.text + out
+    finally:
+        broker.stop()
+
+
+class _AuthSubscriber(Subscriber):
+    def __init__(self, port: int) -> None:
+        import paho.mqtt.client as mqtt
+
+        self.messages, self.topics = [], []
+        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="auth-sub", clean_session=False)
+        self.client.username_pw_set("bob", "B0b:pw@x")
+        self.client.on_message = self._received
+        self.client.on_connect = lambda c, u, f, rc, p: c.subscribe("site/#", qos=1)
+        self.client.connect("127.0.0.1", port)
+        self.client.loop_start()
+        deadline = time.monotonic() + 5
+        while not self.client.is_connected() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        time.sleep(0.2)
