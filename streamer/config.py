@@ -436,7 +436,10 @@ class _NetworkSinkBase(_EventSinkBase):
     def identity(self) -> str:
         """The outbox's name: the sink's name, or for an unnamed sink the endpoint (kind, host, port,
         path, topic or stream template; no credentials), so another endpoint never gets its backlog."""
-        return self.name or endpoint_identity(self.type, self.url or "", *self.keys())  # type: ignore[attr-defined]
+        url = self.url or ""
+        if self.type == "mqtt":  # type: ignore[attr-defined]  (its URL's path is the topic: a key)
+            url = urlsplit(url)._replace(path="").geturl()
+        return self.name or endpoint_identity(self.type, url, *self.keys())  # type: ignore[attr-defined]
 
     def build(self, outbox: Path) -> Sink:
         from sinks.delivery import DeliverySink

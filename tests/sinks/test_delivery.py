@@ -188,8 +188,8 @@ def test_unreachable_broker_warns_and_keeps_events(tmp_path, caplog):
     assert len(Outbox(tmp_path / "ob" / "mqtt.sqlite3")) == len(jsonl_ids(tmp_path / "e.jsonl")) > 0
 
 
-@pytest.mark.parametrize("url, message", [("http://x", "mqtt sink: URL 'http://x' must start with mqtt://"),
-                                          ("mqtt://u:pw@h:1", "redis sink: URL 'mqtt://u:***@h:1'")])
+@pytest.mark.parametrize("url, message", [("http://x", "--mqtt: URL 'http://x' must start with mqtt://"),
+                                          ("mqtt://u:pw@h:1", "--redis: URL 'mqtt://u:***@h:1'")])
 def test_bad_sink_urls(tmp_path, tiny_video, url, message, capsys):
     kind = "mqtt" if "http" in url else "redis"
     rc = main(["run", str(tiny_video[0]), f"--{kind}", url, "--no-progress", "--weights", "yolov8n.yaml",
@@ -330,11 +330,12 @@ def test_mqtt_topic_from_the_url_path(mosquitto, tmp_path):
 
 def test_two_sinks_of_one_name_are_refused(tmp_path, tiny_video, capsys):
     cfg = tmp_path / "c.yaml"
-    cfg.write_text("output:\n  event_sinks:\n    - {type: mqtt, url: 'mqtt://127.0.0.1:1'}\n"
-                   "    - {type: mqtt, url: 'mqtt://127.0.0.1:2'}\n")
+    cfg.write_text("output:\n  event_sinks:\n    - {type: mqtt, name: a, url: 'mqtt://127.0.0.1:1'}\n"
+                   "    - {type: redis, name: a, url: 'redis://127.0.0.1:2'}\n")
     assert main(["run", str(tiny_video[0]), "--config", str(cfg), "--detector", "mot", "--detections", "x",
                  "--no-progress"]) == 2
-    assert "2 sinks are named 'mqtt', so they would share one outbox" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "2 sinks are named 'a', so they would share one outbox (streamer-outbox/a.sqlite3)" in err
     assert not (tmp_path / "streamer-outbox").exists()
 
 
@@ -541,3 +542,154 @@ class _AuthSubscriber(Subscriber):
         while not self.client.is_connected() and time.monotonic() < deadline:
             time.sleep(0.02)
         time.sleep(0.2)
+
+
+# Outbox identity: an unnamed sink's outbox is named by its endpoint, so another endpoint
+# never receives its backlog; a named sink's by its name.
+
+class RecordingHandler(http.server.BaseHTTPRequestHandler):
+    """Accepts every batch; records the event ids by path."""
+
+    got: dict[str, list[str]] = {}
+
+    def do_POST(self):  # noqa: N802
+        batch = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        RecordingHandler.got.setdefault(self.path, []).extend(e["id"] for e in batch)
+        self.send_response(200)
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+def test_a_backlog_goes_only_to_its_own_endpoint(tmp_path, caplog):
+    video, det = busy_video(tmp_path, 60)
+    args = ["--detector", "mot", "--detections", str(det), "--no-progress"]
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("output:\n  event_sinks:\n    - {type: webhook, url: 'http://127.0.0.1:2/b', timeout: 0.3, "
+                   "drain_timeout: 0.3}\n")
+    assert main(["run", str(video), "--config", str(cfg), *args, "--events", str(tmp_path / "e1.jsonl")]) == 0
+    first = jsonl_ids(tmp_path / "e1.jsonl")
+    (down,) = Path("streamer-outbox").glob("webhook-*.sqlite3")
+    assert down.name.startswith("webhook-127.0.0.1-2-") and len(Outbox(down)) == len(first)
+    RecordingHandler.got = {}
+    with http_server(RecordingHandler) as url:
+        assert main(["run", str(video), *args, "--events", str(tmp_path / "e2.jsonl"), "--webhook", f"{url}/a"]) == 0
+        second = jsonl_ids(tmp_path / "e2.jsonl")
+        assert RecordingHandler.got == {"/a": second}  # not the other endpoint's backlog
+        assert len(Outbox(down)) == len(first)  # still waiting for its own endpoint
+        # an outbox of an earlier version (webhook.sqlite3, no endpoint recorded) is named, not sent
+        shutil.copy(down, "streamer-outbox/webhook.sqlite3")
+        RecordingHandler.got = {}
+        with caplog.at_level("WARNING"):
+            assert main(["run", str(video), *args, "--webhook", f"{url}/a"]) == 0
+        assert RecordingHandler.got == {"/a": second}
+        assert ("streamer-outbox/webhook.sqlite3: an outbox of an earlier version (before outboxes were kept per "
+                f"endpoint) is left as it is: its endpoint is not recorded, so its events are not sent to {url}/a. "
+                "To deliver them there, give this sink name: webhook") in caplog.text
+        # ... and a sink named as the old file delivers it
+        RecordingHandler.got = {}
+        cfg.write_text(f"output:\n  event_sinks:\n    - {{type: webhook, name: webhook, url: '{url}/old'}}\n")
+        assert main(["run", str(video), "--config", str(cfg), *args]) == 0
+        assert RecordingHandler.got == {"/old": first + second}
+        assert len(Outbox("streamer-outbox/webhook.sqlite3")) == 0
+
+
+@pytest.mark.parametrize("a, b, same", [
+    ("http://127.0.0.1:8080/a", "http://127.0.0.1:8080/b", False),
+    ("http://127.0.0.1:8080/a", "http://127.0.0.1:8081/a", False),
+    ("http://u:one@127.0.0.1/a?token=x", "http://u:two@127.0.0.1:80/a?token=y", True),  # credentials change
+    ("http://HOST/a", "http://host/a", True),
+    ("https://host/a", "http://host/a", False),
+])
+def test_outbox_identity_is_the_endpoint_without_credentials(a, b, same):
+    from streamer.config import event_sink_config
+
+    ia, ib = (event_sink_config(type="webhook", url=u).identity for u in (a, b))
+    assert (ia == ib) is same
+    assert all(secret not in ia + ib for secret in ("one", "two", "u:", "token"))
+
+
+def test_mqtt_and_redis_identity_includes_the_topic_or_stream():
+    from streamer.config import event_sink_config
+
+    mq = [event_sink_config(type="mqtt", url="mqtt://h", topic=t).identity for t in ("a/{source_id}", "b/x")]
+    rd = [event_sink_config(type="redis", url="redis://h/0", stream=s).identity for s in ("a:{source_id}", "b")]
+    assert mq[0] != mq[1] and rd[0] != rd[1]
+    assert mq[0].startswith("mqtt-h-1883-") and rd[0].startswith("redis-h-6379-")
+    assert event_sink_config(type="mqtt", url="mqtt://h/a/{source_id}").identity == mq[0]  # topic in the path
+
+
+def test_repeated_and_config_plus_flag_sinks_are_all_used(tmp_path, capsys):
+    video, det = busy_video(tmp_path, 60)
+    RecordingHandler.got = {}
+    with http_server(RecordingHandler) as url:
+        cfg = tmp_path / "c.yaml"
+        cfg.write_text(f"output:\n  event_sinks:\n    - {{type: webhook, url: '{url}/c'}}\n")
+        assert main(["run", str(video), "--config", str(cfg), "--detector", "mot", "--detections", str(det),
+                     "--no-progress", "--events", str(tmp_path / "e.jsonl"),
+                     "--webhook", f"{url}/a", "--webhook", f"{url}/b"]) == 0
+    expected = jsonl_ids(tmp_path / "e.jsonl")
+    assert RecordingHandler.got == {"/a": expected, "/b": expected, "/c": expected}
+    out = capsys.readouterr().out
+    for path in ("a", "b", "c"):  # the summary lists each sink
+        assert f"sink:    webhook {url}/{path}: {len(expected)} delivered, 0 waiting" in out
+    assert len(list(Path("streamer-outbox").glob("webhook-127.0.0.1-*.sqlite3"))) == 3
+
+
+@pytest.mark.parametrize("command", ["run", "serve"])
+@pytest.mark.parametrize("kind, url", [("webhook", "http://u:pw@127.0.0.1:9/a"), ("mqtt", "mqtt://127.0.0.1:9/t")])
+def test_a_flag_sink_the_same_as_the_configs_is_one_line(command, kind, url, tmp_path, tiny_video, capsys):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(f"output:\n  event_sinks:\n    - {{type: {kind}, url: '{url}'}}\n")
+    rc = main([command, *([str(tiny_video[0])] if command == "run" else []), "--config", str(cfg),
+               f"--{kind}", url, "--detector", "mot", "--detections", "x.txt"])
+    shown = url.replace(":pw@", ":***@")
+    assert rc == 2
+    assert capsys.readouterr().err == (f"streamer: config error: event_sinks: 2 {kind} sinks go to {shown}, so each "
+                                       f"event would be sent twice; keep one (a --{kind} flag adds one to the "
+                                       f"config's)\n")
+    assert not Path("streamer-outbox").exists()
+
+
+@pytest.mark.parametrize("name", ["../../../esc4", "a/b", "a\\b", ".hidden", "..", "-x", "a\x00b", "a\nb", "",
+                                  "x" * 65])
+def test_a_sink_name_that_is_not_a_plain_file_name_is_refused(name, tmp_path, tiny_video, capsys):
+    cfg = tmp_path / "sub" / "c.yaml"
+    cfg.parent.mkdir()
+    cfg.write_text("output:\n  event_sinks:\n    - " + json.dumps({"type": "webhook", "name": name,
+                                                                   "url": "http://127.0.0.1:9/a"}) + "\n")
+    assert main(["run", str(tiny_video[0]), "--config", str(cfg), "--detector", "mot", "--detections", "x.txt",
+                 "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"streamer: config error: {cfg}: output.event_sinks.0.name: a sink name names its outbox "
+                          "file: use 1-64 letters, digits, '.', '_' or '-', not starting with '.' or '-'")
+    assert err.count("\n") == 1
+    assert sorted(p.name for p in tmp_path.rglob("*.sqlite3")) == []
+
+
+@pytest.mark.parametrize("flag, url, message", [
+    ("--redis", "redis://127.0.0.1:70000/0",
+     "URL 'redis://127.0.0.1:70000/0' cannot be read (Port out of range 0-65535)"),
+    ("--webhook", "http://[::1/x", "URL 'http://[::1/x' cannot be read (Invalid IPv6 URL)"),
+    ("--webhook", "http://127.0.0.1:-5/x", "URL 'http://127.0.0.1:-5/x' cannot be read (Port could not be cast"),
+    ("--mqtt", "mqtt://127.0.0.1:0/t", "URL 'mqtt://127.0.0.1:0/t': port 0 is not 1-65535"),
+    ("--mqtt", "mqtt://u:S3CRET@127.0.0.1:0/t", "URL 'mqtt://u:***@127.0.0.1:0/t': port 0 is not 1-65535"),
+    ("--webhook", "http://[zz::1]/x",
+     "URL 'http://[zz::1]/x' cannot be read ('zz::1' does not appear to be an IPv4 or IPv6 address)"),
+    ("--webhook", "http:///x", "URL 'http:///x' has no host"),
+    ("--webhook", "http://exa%20mple/x", "URL 'http://exa%20mple/x': 'exa%20mple' is not a host name or address"),
+    ("--redis", "redis://u:S3CRET@127.0.0.1:99999/0?token=S3CRET", "URL 'redis://u:***@127.0.0.1:99999/0?token=***'"),
+    ("--webhook", "ftp://127.0.0.1/x", "URL 'ftp://127.0.0.1/x' must start with http:// or https://"),
+])
+def test_sink_urls_are_checked_at_config_time(flag, url, message, tmp_path, tiny_video, capsys):
+    rc = main(["run", str(tiny_video[0]), flag, url, "--detector", "mot", "--detections", "x.txt", "--no-progress"])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.startswith(f"streamer: config error: {flag}: {message}")
+    assert err.count("\n") == 1 and "S3CRET" not in err
+    cfg = tmp_path / "c.yaml"  # the same check in a config file
+    cfg.write_text("output:\n  event_sinks:\n    - " + json.dumps({"type": flag[2:], "url": url}) + "\n")
+    assert main(["run", str(tiny_video[0]), "--config", str(cfg), "--detector", "mot", "--detections", "x.txt",
+                 "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert f"output.event_sinks.0: {message}" in err and "S3CRET" not in err and err.count("\n") == 1
