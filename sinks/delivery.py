@@ -60,6 +60,10 @@ class Transport:
     def finish(self, handle: Any) -> None:
         """Wait until the batch ``start`` returned ``handle`` for is acknowledged."""
 
+    def reset(self) -> None:
+        """After a failure: forget what was in flight (the sink sends again from the oldest
+        unacknowledged event)."""
+
     def close(self) -> None:
         """Release the connection."""
 
@@ -74,6 +78,12 @@ class Refused(SinkError):
     def __init__(self, reason: str, refused: dict[int, str] | None = None) -> None:
         super().__init__(reason)
         self.refused = refused
+
+
+class Dropped(OSError):
+    """The endpoint closed the connection while a batch was in flight (a broker does so
+    for a packet over its maximum size): the same event dropping it again and again is
+    refused for good."""
 
 
 class WebhookTransport(Transport):
@@ -122,21 +132,39 @@ class MqttTransport(Transport):
                  timeout: float = 5.0, client_id: str | None = None) -> None:
         import paho.mqtt.client as mqtt
 
-        parts = urlsplit(url)
+        self._mqtt, self._url, self._client_id = mqtt, urlsplit(url), client_id or ""
+        parts = self._url
         self.host, self.port = parts.hostname or "127.0.0.1", parts.port or (8883 if parts.scheme == "mqtts" else 1883)
         self.topic, self.qos, self.timeout = topic, qos, timeout
-        self._client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id or "")
+        self._client = self._new_client()
+        self._connected = False
+        self._disconnects = 0  # connections lost so far: a batch in flight when one is lost will get no PUBACK
+
+    def _new_client(self) -> Any:
+        parts, mqtt = self._url, self._mqtt
+        client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=self._client_id)
         if parts.username:  # percent-encoded in the URL (p%40ss is p@ss), as for webhook and Redis
             password = unquote(parts.password) if parts.password is not None else None
-            self._client.username_pw_set(unquote(parts.username), password)
+            client.username_pw_set(unquote(parts.username), password)
         if parts.scheme == "mqtts":
-            self._client.tls_set()
+            client.tls_set()
         # No limit in paho (its default of 20 makes batches wait on round trips, and its
         # bookkeeping grows with the limit): our window of batches bounds what is in flight.
-        self._client.max_inflight_messages_set(0)
-        self._client.on_connect = self._on_connect
-        self._connected = False
+        client.max_inflight_messages_set(0)
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
         self._refusal: str | None = None  # why the broker refused the last connection (its CONNACK's reason)
+        return client
+
+    def _on_disconnect(self, client, userdata, flags, reason, properties) -> None:
+        self._disconnects += 1
+
+    def reset(self) -> None:
+        # paho would publish its unacknowledged messages again on reconnecting: the sink
+        # sends them itself, and one the broker drops the connection for must not go again
+        # behind its back once it is set aside. A new client holds nothing.
+        self.close()
+        self._client = self._new_client()
 
     def _on_connect(self, client, userdata, flags, reason, properties) -> None:
         # A refusal (bad user name or password, not authorised) is the broker's CONNACK:
@@ -180,15 +208,20 @@ class MqttTransport(Transport):
         bad = [why for topic, payload in entries if (why := _unpublishable(topic, payload))]
         if bad:  # checked before anything is sent: the others go again one at a time, not twice
             raise Refused(bad[0])
-        return [self._client.publish(topic, payload, qos=self.qos) for topic, payload in entries]
+        disconnects = self._disconnects
+        return [self._client.publish(topic, payload, qos=self.qos) for topic, payload in entries], disconnects
 
-    def finish(self, infos: list) -> None:
+    def finish(self, handle: tuple[list, int]) -> None:
         """Wait until the broker acknowledged every message of a batch."""
+        infos, disconnects = handle
         deadline = time.monotonic() + self.timeout
         for info in infos:
-            info.wait_for_publish(max(0.0, deadline - time.monotonic()))
-            if not info.is_published():
-                raise OSError("the broker did not acknowledge in time")
+            while not info.is_published():
+                if self._disconnects != disconnects:
+                    raise Dropped("the broker closed the connection while the batch was in flight")
+                if time.monotonic() > deadline:
+                    raise OSError("the broker did not acknowledge in time")
+                info.wait_for_publish(min(0.05, max(0.0, deadline - time.monotonic())))
 
     def close(self) -> None:
         if self._connected:
@@ -236,6 +269,8 @@ class RedisTransport(Transport):
         self._redis.close()
 
 
+DROPS = 3  # connections lost in a row with one event in flight that set it aside
+
 TRANSPORTS: dict[str, type[Transport]] = {"webhook": WebhookTransport, "mqtt": MqttTransport, "redis": RedisTransport}
 
 
@@ -272,6 +307,7 @@ class DeliverySink(Sink):
         self.failures = 0
         self.dead = 0  # events the endpoint refused for good, kept in the outbox's dead letters
         self.error = ""  # why the last send failed, while no later one succeeded
+        self._drops = (0, 0)  # (first seq of the oldest batch, connections lost in a row with it in flight)
         self._final: DeliveryStats | None = None
         self._stop = threading.Event()
         self._wake = threading.Event()
@@ -305,14 +341,15 @@ class DeliverySink(Sink):
         acknowledge them in order; on any failure start again from the oldest
         unacknowledged event after a backoff (so a retry may repeat events: at least once)."""
         delay = self.backoff
-        in_flight: collections.deque = collections.deque()  # (last seq, events, handle)
+        in_flight: collections.deque = collections.deque()  # (first seq, last seq, events, handle)
         sent = 0  # highest seq handed to the transport
         alone = 0  # up to this seq events go one at a time: their batch was refused for good
         while True:
             if self._stop.is_set() and self._draining_over():
                 return
             try:
-                while len(in_flight) < self.transport.window:
+                # events one at a time are alone on the wire, so that what fails is theirs
+                while len(in_flight) < (1 if sent < alone else self.transport.window):
                     entries = self.outbox.peek(1 if sent < alone else self.batch, after=sent)
                     if not entries:
                         break
@@ -323,7 +360,7 @@ class DeliverySink(Sink):
                             break
                         sent, alone = self._refused(entries, exc, alone)
                         continue
-                    in_flight.append((entries[-1][0], len(entries), handle))
+                    in_flight.append((entries[0][0], entries[-1][0], len(entries), handle))
                     sent = entries[-1][0]
                 if not in_flight:
                     if self._stop.is_set():
@@ -331,7 +368,7 @@ class DeliverySink(Sink):
                     self._wake.wait(0.2)
                     self._wake.clear()
                     continue
-                last, count, handle = in_flight[0]
+                _, last, count, handle = in_flight[0]
                 self.transport.finish(handle)
                 in_flight.popleft()
                 self.outbox.ack(last)
@@ -339,7 +376,10 @@ class DeliverySink(Sink):
                 self.error = ""
                 delay = self.backoff
             except Exception as exc:
+                if isinstance(exc, Dropped) and in_flight:  # finish() of the oldest batch: it was in flight
+                    alone = self._dropped(in_flight[0], exc, alone)
                 in_flight.clear()
+                self.transport.reset()
                 sent = 0
                 self.failures += 1
                 self.error = _reason(exc)
@@ -373,6 +413,29 @@ class DeliverySink(Sink):
         log.warning("%s sink %s: an event was refused for good (%s); it is kept in the dead letters of %s "
                     "(%d so far) and delivery goes on", self.kind, self.label, exc, self.outbox.path, self.dead)
         return entries[0][0], alone
+
+    def _dropped(self, head: tuple, exc: Dropped, alone: int) -> int:
+        """The connection was lost with ``head``, the oldest batch, in flight. The same batch
+        losing it ``DROPS`` times in a row is sent one event at a time; the same single
+        event losing it ``DROPS`` times in a row is refused for good (a broker that only
+        restarts does not lose the connection on one event each time)."""
+        first, last, count, _ = head
+        n = self._drops[1] + 1 if self._drops[0] == first else 1
+        self._drops = (first, n) if n < DROPS else (0, 0)
+        if n < DROPS:
+            return alone
+        if count > 1:
+            log.warning("%s sink %s: the connection was lost %d times in a row with the same batch in flight; "
+                        "sending its %d events one at a time", self.kind, self.label, n, count)
+            return max(alone, last)
+        entries = self.outbox.peek(1, after=first - 1)
+        if entries and entries[0][0] == first:
+            why = f"{exc} {n} times in a row with this event (over the broker's maximum packet size?)"
+            self.outbox.bury(entries, why)
+            self.dead += 1
+            log.warning("%s sink %s: an event was refused for good (%s); it is kept in the dead letters of %s "
+                        "(%d so far) and delivery goes on", self.kind, self.label, why, self.outbox.path, self.dead)
+        return alone
 
     def _refused_some(self, entries: list, refused: dict[int, str]) -> int:
         for reason in sorted(set(refused.values())):

@@ -39,6 +39,12 @@ def busy_video(tmp_path: Path, frames: int, name: str = "busy") -> tuple[Path, P
     return path, det
 
 
+def only(folder: Path, kind: str) -> Path:
+    """The one outbox of an unnamed ``kind`` sink in ``folder`` (named by its endpoint)."""
+    (path,) = folder.glob(f"{kind}-127.0.0.1-*.sqlite3")
+    return path
+
+
 def jsonl_ids(path: Path) -> list[str]:
     return [json.loads(line)["id"] for line in path.read_text().splitlines()]
 
@@ -185,7 +191,7 @@ def test_unreachable_broker_warns_and_keeps_events(tmp_path, caplog):
     text = caplog.text
     assert "not reachable now" in text and "stay in" in text
     assert "secret" not in text and "user:***@127.0.0.1" in text
-    assert len(Outbox(tmp_path / "ob" / "mqtt.sqlite3")) == len(jsonl_ids(tmp_path / "e.jsonl")) > 0
+    assert len(Outbox(only(tmp_path / "ob", "mqtt"))) == len(jsonl_ids(tmp_path / "e.jsonl")) > 0
 
 
 @pytest.mark.parametrize("url, message", [("http://x", "--mqtt: URL 'http://x' must start with mqtt://"),
@@ -229,7 +235,7 @@ def test_broker_outage_during_a_run_loses_nothing(mosquitto, tmp_path):
         assert down_at < len(expected)
         sub.wait_for(set(expected))
         assert first_occurrences(sub.ids()) == expected  # every event, in order (duplicates allowed)
-        assert len(Outbox(tmp_path / "ob" / "mqtt.sqlite3")) == 0
+        assert len(Outbox(only(tmp_path / "ob", "mqtt"))) == 0
     finally:
         sub.close()
 
@@ -250,7 +256,7 @@ def test_kill_9_while_broker_down_then_outbox_drained_next_start(mosquitto, tmp_
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait(10)
     killed = jsonl_ids(tmp_path / "killed.jsonl")
-    assert len(Outbox(tmp_path / "ob" / "mqtt.sqlite3")) >= len(killed)
+    assert len(Outbox(only(tmp_path / "ob", "mqtt"))) >= len(killed)
 
     mosquitto.start()
     sub = Subscriber(mosquitto.port)
@@ -266,7 +272,7 @@ def test_kill_9_while_broker_down_then_outbox_drained_next_start(mosquitto, tmp_
         # the earlier run's events go out first, in their order
         order = first_occurrences(got)
         assert order[: len(killed)] == killed
-        assert len(Outbox(tmp_path / "ob" / "mqtt.sqlite3")) == 0
+        assert len(Outbox(only(tmp_path / "ob", "mqtt"))) == 0
     finally:
         sub.close()
 
@@ -377,9 +383,9 @@ def test_a_refused_event_is_set_aside_and_delivery_goes_on(tmp_path, capsys):
     assert PoisonHandler.accepted == [i for i in expected if i != expected[5]]  # the rest, once, in order
     out = capsys.readouterr().out
     assert f"{len(expected) - 1} delivered, 0 waiting, 1 refused for good" in out
-    dead = Outbox(tmp_path / "ob" / "webhook.sqlite3").dead_letters()
+    dead = Outbox(only(tmp_path / "ob", "webhook")).dead_letters()
     assert [(json.loads(p)["id"], why) for p, why in dead] == [(expected[5], "HTTP 400 Bad Request")]
-    assert len(Outbox(tmp_path / "ob" / "webhook.sqlite3")) == 0  # a later run is not blocked
+    assert len(Outbox(only(tmp_path / "ob", "webhook"))) == 0  # a later run is not blocked
 
 
 # Errors that retrying cannot fix, per sink kind: the refused events go to the outbox's dead
@@ -693,3 +699,36 @@ def test_sink_urls_are_checked_at_config_time(flag, url, message, tmp_path, tiny
                  "--no-progress"]) == 2
     err = capsys.readouterr().err
     assert f"output.event_sinks.0: {message}" in err and "S3CRET" not in err and err.count("\n") == 1
+
+
+def test_mqtt_event_the_broker_drops_the_connection_for_is_set_aside(tmp_path):
+    """Mosquitto closes an MQTT 3.1.1 connection on a packet over its max_packet_size (and
+    paho would send it again on reconnecting): before, the queue stopped there for ever."""
+    port = free_port()
+    conf = tmp_path / "small.conf"
+    conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\nmax_packet_size 600\n")
+    broker = Server([binary("mosquitto"), "-c", str(conf)], port).start()
+    sub = Subscriber(port, "streamer/#")
+    events = [_event(n) for n in range(12)]
+    events[5].data["blob"] = "x" * 1000  # this one is over the broker's limit
+    sink = DeliverySink("mqtt", f"mqtt://127.0.0.1:{port}", tmp_path / "o.sqlite3", batch=4, backoff=0.05,
+                        max_backoff=0.2, timeout=2.0)
+    try:
+        sink.open()
+        sink.write_events(events[:8])
+        sink.write_events(events[8:])
+        _wait(lambda: sink.delivery().pending == 0, 60)
+        sink.close()
+        expected = [e.id for e in events if e.id != "e5"]
+        sub.wait_for(set(expected))
+        assert first_occurrences(sub.ids()) == expected
+        stats = sink.delivery()
+        assert (stats.delivered, stats.pending, stats.dead) == (11, 0, 1)
+        dead = Outbox(tmp_path / "o.sqlite3").dead_letters()
+        assert [(json.loads(p)["id"], why) for p, why in dead] == [
+            ("e5", "the broker closed the connection while the batch was in flight 3 times in a row with this "
+                   "event (over the broker's maximum packet size?)")]
+    finally:
+        sink.close()
+        sub.close()
+        broker.stop()
