@@ -596,9 +596,10 @@ class OutputConfig(_Section):
                 raise ValueError(f"event_sinks: {len(same)} sinks are named {identity!r}, so they would share one "
                                  f"outbox ({self.outbox}/{identity}.sqlite3) and one summary line; give each a "
                                  f"distinct name")
-            raise ValueError(f"event_sinks: {len(same)} {same[0].type} sinks go to {same[0].destination()}, so "  # type: ignore
-                             f"each event would be sent twice; keep one (a --{same[0].type} flag adds one to "  # type: ignore
-                             f"the config's)")
+            kind = same[0].type  # type: ignore[attr-defined]
+            flag = f" (a --{kind} flag adds one to the config's)" if isinstance(same[0], _NetworkSinkBase) else ""
+            raise ValueError(f"event_sinks: {len(same)} {kind} sinks go to {same[0].destination()}, so each event "
+                             f"would be sent twice; keep one{flag}")
         return self
 
     def stream_sinks(self, source_id: str, fps: Fraction, names: dict[int, str], live: bool, *,
