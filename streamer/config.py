@@ -482,6 +482,15 @@ class MqttSinkConfig(_NetworkSinkBase):
         path = urlsplit(self.url or "").path.strip("/")
         if path and "topic" in self.model_fields_set and path != self.topic:
             raise ValueError(f"the topic is given twice (the URL's path {path!r} and topic {self.topic!r}); keep one")
+        topic = path or self.topic
+        if "#" in (self.url or ""):  # mqtt://h/a/# : for a URL, '#' starts a fragment, which would be dropped
+            parts = urlsplit(self.url or "")
+            topic = (parts.path.lstrip("/") if path else self.topic) + "#" + parts.fragment
+        problem = _key_problem(topic, "topic")
+        if problem is None and any(c in topic for c in "+#\x00"):
+            problem = f"topic {topic!r}: '+' and '#' are for subscribing; a published topic cannot hold them (or NUL)"
+        if problem:
+            raise ValueError(problem)
         return self
 
     def transport_options(self) -> dict[str, Any]:
@@ -500,11 +509,53 @@ class RedisSinkConfig(_NetworkSinkBase):
     stream: str = Field("streamer:{source_id}", description="stream key template")
     maxlen: int | None = Field(100_000, ge=1, description="trim the stream to about this length")
 
+    @model_validator(mode="after")
+    def _redis_url(self) -> RedisSinkConfig:
+        problem = _key_problem(self.stream, "stream")
+        if problem:
+            raise ValueError(problem)
+        if self.url and endpoint_problem(self.url, ("redis", "rediss")) is None:
+            problem = _redis_url_problem(self.url)
+            if problem:
+                raise ValueError(f"URL {redact(self.url)!r}: {problem}")
+        return self
+
     def transport_options(self) -> dict[str, Any]:
         return {"stream": self.stream, "maxlen": self.maxlen}
 
     def keys(self) -> tuple[str, ...]:
         return (self.stream,)
+
+
+def _key_problem(template: str, what: str) -> str | None:
+    """What is wrong with a topic or stream template (filled per event with its
+    ``source_id`` and ``type``), or None."""
+    hint = "the placeholders are {source_id} and {type} (braces as {{ and }})"
+    try:
+        fields = {f for _, f, _, _ in string.Formatter().parse(template) if f is not None}
+        unknown = sorted(fields - {"source_id", "type"})
+        filled = "" if unknown else template.format(source_id="s", type="t")  # '{type:d}', '{type!x}'
+    except ValueError as exc:
+        return f"{what} {template!r}: not a template ({exc}); {hint}"
+    if unknown:
+        return f"{what} {template!r}: unknown placeholder {{{unknown[0]}}}; {hint}"
+    return None if filled else f"{what} is empty"
+
+
+def _redis_url_problem(url: str) -> str | None:
+    """What redis-py would fail on later (or read wrongly) in a Redis URL: the database
+    number in its path and its query options."""
+    from redis import Redis
+
+    path = urlsplit(url).path.strip("/")
+    if path and not path.isdigit():
+        return f"the path is the database number (redis://host:6379/0), not {path[:40]!r}"
+    try:
+        pool = Redis.from_url(url).connection_pool
+        pool.connection_class(**pool.connection_kwargs)  # makes no connection: checks the options
+    except (ValueError, TypeError) as exc:
+        return str(exc).replace("AbstractConnection.__init__() got an ", "").replace("__init__() got an ", "")
+    return None
 
 
 def _by(key: str, default: str | None = None) -> Discriminator:

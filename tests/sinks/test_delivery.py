@@ -687,8 +687,23 @@ def test_a_sink_name_that_is_not_a_plain_file_name_is_refused(name, tmp_path, ti
     ("--webhook", "http://exa%20mple/x", "URL 'http://exa%20mple/x': 'exa%20mple' is not a host name or address"),
     ("--redis", "redis://u:S3CRET@127.0.0.1:99999/0?token=S3CRET", "URL 'redis://u:***@127.0.0.1:99999/0?token=***'"),
     ("--webhook", "ftp://127.0.0.1/x", "URL 'ftp://127.0.0.1/x' must start with http:// or https://"),
+    # what redis-py would read wrongly (the database) or fail on later (its options)
+    ("--redis", "redis://127.0.0.1/x", "URL 'redis://127.0.0.1/x': the path is the database number "
+                                       "(redis://host:6379/0), not 'x'"),
+    ("--redis", "redis://u:S3CRET@127.0.0.1/0?socket_timeout=abc",
+     "URL 'redis://u:***@127.0.0.1/0?socket_timeout=abc': Invalid value for 'socket_timeout' in connection URL."),
+    ("--redis", "redis://127.0.0.1/0?ssl_cert_reqs=none",
+     "URL 'redis://127.0.0.1/0?ssl_cert_reqs=none': unexpected keyword argument 'ssl_cert_reqs'"),
+    # topics and streams: filled per event, published as they are
+    ("--mqtt", "mqtt://127.0.0.1/a/+/b", "topic 'a/+/b': '+' and '#' are for subscribing"),
+    ("--mqtt", "mqtt://127.0.0.1/a/#", "topic 'a/#': '+' and '#' are for subscribing"),
+    ("--mqtt", "mqtt://127.0.0.1/a/{camera}", "topic 'a/{camera}': unknown placeholder {camera}; the placeholders "
+                                              "are {source_id} and {type} (braces as {{ and }})"),
+    ("--mqtt", "mqtt://127.0.0.1/a/{source_id", "topic 'a/{source_id': not a template (expected '}' before end"),
 ])
 def test_sink_urls_are_checked_at_config_time(flag, url, message, tmp_path, tiny_video, capsys):
+    """Before, some of these ended in a traceback (a bad port, an unknown placeholder on the
+    first event), and others were taken (port 0, a database path redis-py ignores)."""
     rc = main(["run", str(tiny_video[0]), flag, url, "--detector", "mot", "--detections", "x.txt", "--no-progress"])
     err = capsys.readouterr().err
     assert rc == 2 and err.startswith(f"streamer: config error: {flag}: {message}")
@@ -732,3 +747,13 @@ def test_mqtt_event_the_broker_drops_the_connection_for_is_set_aside(tmp_path):
         sink.close()
         sub.close()
         broker.stop()
+
+
+def test_a_redis_stream_template_is_checked_at_config_time(tmp_path, tiny_video, capsys):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("output:\n  event_sinks:\n    - {type: redis, url: 'redis://127.0.0.1/0', stream: 's:{cam}'}\n")
+    assert main(["run", str(tiny_video[0]), "--config", str(cfg), "--detector", "mot", "--detections", "x.txt",
+                 "--no-progress"]) == 2
+    assert capsys.readouterr().err == (
+        f"streamer: config error: {cfg}: output.event_sinks.0: stream 's:{{cam}}': unknown placeholder {{cam}}; "
+        "the placeholders are {source_id} and {type} (braces as {{ and }})\n")
