@@ -757,3 +757,24 @@ def test_a_redis_stream_template_is_checked_at_config_time(tmp_path, tiny_video,
     assert capsys.readouterr().err == (
         f"streamer: config error: {cfg}: output.event_sinks.0: stream 's:{{cam}}': unknown placeholder {{cam}}; "
         "the placeholders are {source_id} and {type} (braces as {{ and }})\n")
+
+
+def test_redis_acl_denied_key_is_refused_for_its_events_alone(redis_server, tmp_path):
+    """NOPERM (the user's ACL denies that key) is about the event's stream: a retry cannot fix it."""
+    admin = redis.Redis(port=redis_server.port)
+    admin.acl_setuser("writer", enabled=True, passwords=["+w p@ss"], commands=["+@all"], keys=["streamer:good"])
+    url = f"redis://writer:w%20p%40ss@127.0.0.1:{redis_server.port}/0"
+    sink = DeliverySink("redis", url, tmp_path / "o.sqlite3", batch=3, backoff=0.05, max_backoff=0.2)
+    events = [_event(n, "good" if n % 3 else "demo") for n in range(9)]
+    sink.open()
+    try:
+        sink.write_events(events)
+        _wait(lambda: sink.delivery().pending == 0)
+    finally:
+        sink.close()
+    got = [json.loads(f[b"event"])["id"] for _, f in admin.xrange("streamer:good")]
+    assert got == [e.id for e in events if e.source_id == "good"]
+    dead = Outbox(tmp_path / "o.sqlite3").dead_letters()
+    assert [json.loads(p)["id"] for p, _ in dead] == ["e0", "e3", "e6"]
+    assert {why for _, why in dead} == {"this user has no permissions to access one of the keys used as arguments"}
+    assert (sink.delivery().delivered, sink.delivery().dead) == (6, 3)
