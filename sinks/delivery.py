@@ -501,7 +501,7 @@ def _unpublishable(topic: str, payload: str) -> str | None:
     raw = topic.encode("utf-8", "surrogatepass")
     if not raw or len(raw) > 65535 or any(c in topic for c in "+#\x00"):
         return f"topic {topic[:80]!r} cannot be published to (empty, over 65535 bytes, or holding +, # or NUL)"
-    if len(payload.encode()) > 268435455:
+    if len(payload) > 268435455 // 4 and len(payload.encode()) > 268435455:  # at most 4 bytes a character
         return "an event of over 268435455 bytes: more than an MQTT message can carry"
     return None
 
