@@ -257,7 +257,7 @@ def _trial(ray, controller, service, tmp: Path, committed: set) -> dict:
     pid = ray.get(controller.worker_pid.remote(name))
     os.kill(pid, signal.SIGKILL)
     killed = time.monotonic()
-    with sqlite3.connect(f"file:{tmp / 'outbox' / name / 'webhook.sqlite3'}?mode=ro", uri=True) as db:
+    with sqlite3.connect(f"file:{next((tmp / 'outbox' / name).glob('webhook-*.sqlite3'))}?mode=ro", uri=True) as db:
         committed.update(json.loads(p)["id"] for (p,) in db.execute("SELECT payload FROM outbox"))
     _Receiver.refusing.clear()
 

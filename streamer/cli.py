@@ -69,7 +69,7 @@ def _job_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out-video", help="annotated video to write (.mp4)")
     p.add_argument("--events", help="JSONL event file to write ('-': standard output)")
     for kind, flag_help in _url_sinks().items():  # --webhook, --mqtt, --redis
-        p.add_argument(f"--{kind}", metavar="URL", help=flag_help)
+        p.add_argument(f"--{kind}", metavar="URL", action="append", help=flag_help + " (repeat for more)")
     p.add_argument("--mot", help="MOT-format track file to write")
     p.add_argument("--clips", metavar="FOLDER", help="event clips (pre and post roll, no re-encoding) in this folder")
     p.add_argument("--snapshots", metavar="FOLDER", help="each track's best picture (JPEG crop and frame) here")
@@ -169,16 +169,23 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
 
 def _job_config(args: argparse.Namespace) -> Any:
     """The config file with the flags on top, checked as a whole."""
-    from streamer.config import event_sink_config, load_config
+    from pydantic import ValidationError
+
+    from streamer.config import event_sink_config, load_config, validation_message
 
     config = load_config(args.config, _overrides(args))
-    for kind in _url_sinks():  # added to the config file's sinks
-        if getattr(args, kind):
+    flagged = []
+    for kind in _url_sinks():  # added to the config file's sinks, each flag given
+        for url in getattr(args, kind) or ():
             try:
-                sink = event_sink_config(type=kind, url=getattr(args, kind))
-            except ValueError as exc:
-                raise ConfigError(f"--{kind}: {exc}") from None
-            config.output.event_sinks = [*config.output.event_sinks, sink]
+                flagged.append(event_sink_config(type=kind, url=url))
+            except ValidationError as exc:
+                raise ConfigError(f"--{kind}: {validation_message(exc, 'url').split(': ', 2)[-1]}") from None
+    if flagged:
+        try:
+            config.output.event_sinks = [*config.output.event_sinks, *flagged]
+        except ValidationError as exc:  # a flag's sink the same as the config's (or another flag's)
+            raise ConfigError("; ".join(e["msg"].removeprefix("Value error, ") for e in exc.errors())) from None
     check_overwrites({"--config": args.config}, config.output.files("{source_id}"))
     return config
 
@@ -385,7 +392,8 @@ def _print_summary(s: Any, file: Any) -> None:
         print(f"{name + ':':8} {path}", file=file)
     for d in s.sinks:
         refused = f", {d.dead} refused for good (in its outbox's dead letters)" if d.dead else ""
-        print(f"sink:    {d.sink}: {d.delivered} delivered, {d.pending} waiting{refused}", file=file)
+        failing = f" (last failure: {d.error})" if d.error and d.pending else ""
+        print(f"sink:    {d.sink}: {d.delivered} delivered, {d.pending} waiting{failing}{refused}", file=file)
 
 
 def cmd_track(args: argparse.Namespace) -> int:

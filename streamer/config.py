@@ -8,6 +8,7 @@ override the file.
 from __future__ import annotations
 
 import importlib
+import logging
 import re
 import reprlib
 import string
@@ -35,12 +36,14 @@ from streamer.decode import HWACCELS
 from streamer.errors import ConfigError, SourceError
 from streamer.live import local_path
 from streamer.protocols import Detector, Sink, Tracker
-from streamer.urls import redact
+from streamer.urls import endpoint_identity, endpoint_problem, redact
 
 __all__ = [
     "DETECTOR_VARIANTS", "EVENT_SINK_VARIANTS", "TRACKER_VARIANTS", "Config", "SourceConfig", "event_sink_config",
     "load", "load_config", "names", "per_source", "tracker_config", "validation_message",
 ]
+
+log = logging.getLogger(__name__)
 
 
 def load(target: str) -> Any:
@@ -329,11 +332,29 @@ class OcSortConfig(_TrackerBase):
     _target = "trackers.ocsort:OcSort"
 
 
+_SINK_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,63}$")
+
+
 class _EventSinkBase(_Section):
-    name: str | None = Field(None, description="names the outbox file and the summary line (default: the type)")
+    name: str | None = Field(None, description="names the outbox file and the summary line (default: the type, "
+                                               "and for network sinks an outbox named by the endpoint)")
+
+    @field_validator("name")
+    @classmethod
+    def _plain_name(cls, value: str | None) -> str | None:
+        # The name is a file name (<outbox>/<name>.sqlite3): nothing that leads out of the folder or hides the file.
+        if value is not None and not _SINK_NAME.match(value):
+            raise ValueError("a sink name names its outbox file: use 1-64 letters, digits, '.', '_' or '-', "
+                             "not starting with '.' or '-'")
+        return value
 
     @property
     def label(self) -> str:
+        return self.name or self.type  # type: ignore[attr-defined]
+
+    @property
+    def identity(self) -> str:
+        """What makes two sinks the same one: its name, or where its events go."""
         return self.name or self.type  # type: ignore[attr-defined]
 
     def destination(self) -> str:
@@ -363,6 +384,10 @@ class JsonlSinkConfig(_EventSinkBase):
     def destination(self) -> str:
         return self.path or ""
 
+    @property
+    def identity(self) -> str:
+        return self.name or f"jsonl {self.path}"
+
 
 class StdoutSinkConfig(_EventSinkBase):
     """Events as JSON lines on standard output (the run summary then goes to stderr)."""
@@ -390,18 +415,42 @@ class _NetworkSinkBase(_EventSinkBase):
 
     @model_validator(mode="after")
     def _needs_url(self) -> _NetworkSinkBase:
+        # a model check, not a field one: a field's error would show the URL as given, password and all
         if not self.url:
             raise ValueError(f"a {self.type} sink needs url")  # type: ignore[attr-defined]
+        from sinks.delivery import TRANSPORTS
+
+        problem = endpoint_problem(self.url, TRANSPORTS[self.type].scheme)  # type: ignore[attr-defined]
+        if problem:
+            raise ValueError(problem)
         return self
 
     def transport_options(self) -> dict[str, Any]:
         return {}
 
+    def keys(self) -> tuple[str, ...]:
+        """The templates of where events go inside the endpoint (topic, stream): part of its identity."""
+        return ()
+
+    @property
+    def identity(self) -> str:
+        """The outbox's name: the sink's name, or for an unnamed sink the endpoint (kind, host, port,
+        path, topic or stream template; no credentials), so another endpoint never gets its backlog."""
+        url = self.url or ""
+        if self.type == "mqtt":  # type: ignore[attr-defined]  (its URL's path is the topic: a key)
+            url = urlsplit(url)._replace(path="").geturl()
+        return self.name or endpoint_identity(self.type, url, *self.keys())  # type: ignore[attr-defined]
+
     def build(self, outbox: Path) -> Sink:
         from sinks.delivery import DeliverySink
 
+        legacy = outbox / f"{self.type}.sqlite3"  # type: ignore[attr-defined]
+        if not self.name and legacy.is_file():
+            log.warning("%s: an outbox of an earlier version (before outboxes were kept per endpoint) is left as "
+                        "it is: its endpoint is not recorded, so its events are not sent to %s. To deliver them "
+                        "there, give this sink name: %s", legacy, self.destination(), self.type)  # type: ignore
         return DeliverySink(
-            self.type, self.url or "", outbox / f"{self.label}.sqlite3", batch=self.batch,  # type: ignore[attr-defined]
+            self.type, self.url or "", outbox / f"{self.identity}.sqlite3", batch=self.batch,  # type: ignore
             drain_timeout=self.drain_timeout, timeout=self.timeout, **self.transport_options(),
         )
 
@@ -433,11 +482,23 @@ class MqttSinkConfig(_NetworkSinkBase):
         path = urlsplit(self.url or "").path.strip("/")
         if path and "topic" in self.model_fields_set and path != self.topic:
             raise ValueError(f"the topic is given twice (the URL's path {path!r} and topic {self.topic!r}); keep one")
+        topic = path or self.topic
+        if "#" in (self.url or ""):  # mqtt://h/a/# : for a URL, '#' starts a fragment, which would be dropped
+            parts = urlsplit(self.url or "")
+            topic = (parts.path.lstrip("/") if path else self.topic) + "#" + parts.fragment
+        problem = _key_problem(topic, "topic")
+        if problem is None and any(c in topic for c in "+#\x00"):
+            problem = f"topic {topic!r}: '+' and '#' are for subscribing; a published topic cannot hold them (or NUL)"
+        if problem:
+            raise ValueError(problem)
         return self
 
     def transport_options(self) -> dict[str, Any]:
         # mqtt://broker/site/{source_id}: the URL's path is the topic template
         return {"topic": urlsplit(self.url or "").path.strip("/") or self.topic, "qos": self.qos}
+
+    def keys(self) -> tuple[str, ...]:
+        return (self.transport_options()["topic"],)
 
 
 class RedisSinkConfig(_NetworkSinkBase):
@@ -448,8 +509,53 @@ class RedisSinkConfig(_NetworkSinkBase):
     stream: str = Field("streamer:{source_id}", description="stream key template")
     maxlen: int | None = Field(100_000, ge=1, description="trim the stream to about this length")
 
+    @model_validator(mode="after")
+    def _redis_url(self) -> RedisSinkConfig:
+        problem = _key_problem(self.stream, "stream")
+        if problem:
+            raise ValueError(problem)
+        if self.url and endpoint_problem(self.url, ("redis", "rediss")) is None:
+            problem = _redis_url_problem(self.url)
+            if problem:
+                raise ValueError(f"URL {redact(self.url)!r}: {problem}")
+        return self
+
     def transport_options(self) -> dict[str, Any]:
         return {"stream": self.stream, "maxlen": self.maxlen}
+
+    def keys(self) -> tuple[str, ...]:
+        return (self.stream,)
+
+
+def _key_problem(template: str, what: str) -> str | None:
+    """What is wrong with a topic or stream template (filled per event with its
+    ``source_id`` and ``type``), or None."""
+    hint = "the placeholders are {source_id} and {type} (braces as {{ and }})"
+    try:
+        fields = {f for _, f, _, _ in string.Formatter().parse(template) if f is not None}
+        unknown = sorted(fields - {"source_id", "type"})
+        filled = "" if unknown else template.format(source_id="s", type="t")  # '{type:d}', '{type!x}'
+    except ValueError as exc:
+        return f"{what} {template!r}: not a template ({exc}); {hint}"
+    if unknown:
+        return f"{what} {template!r}: unknown placeholder {{{unknown[0]}}}; {hint}"
+    return None if filled else f"{what} is empty"
+
+
+def _redis_url_problem(url: str) -> str | None:
+    """What redis-py would fail on later (or read wrongly) in a Redis URL: the database
+    number in its path and its query options."""
+    from redis import Redis
+
+    path = urlsplit(url).path.strip("/")
+    if path and not path.isdigit():
+        return f"the path is the database number (redis://host:6379/0), not {path[:40]!r}"
+    try:
+        pool = Redis.from_url(url).connection_pool
+        pool.connection_class(**pool.connection_kwargs)  # makes no connection: checks the options
+    except (ValueError, TypeError) as exc:
+        return str(exc).replace("AbstractConnection.__init__() got an ", "").replace("__init__() got an ", "")
+    return None
 
 
 def _by(key: str, default: str | None = None) -> Discriminator:
@@ -536,11 +642,17 @@ class OutputConfig(_Section):
 
     @model_validator(mode="after")
     def _sinks_apart(self) -> OutputConfig:
-        labels = [c.label for c in self.event_sinks]
-        for label in sorted({x for x in labels if labels.count(x) > 1}):
-            raise ValueError(f"event_sinks: {labels.count(label)} sinks are named {label!r}, so they would share "
-                             f"one outbox ({self.outbox}/{label}.sqlite3) and one summary line; give each a "
-                             f"distinct name")
+        ids = [c.identity for c in self.event_sinks]
+        for identity in sorted({x for x in ids if ids.count(x) > 1}):
+            same = [c for c in self.event_sinks if c.identity == identity]
+            if same[0].name:
+                raise ValueError(f"event_sinks: {len(same)} sinks are named {identity!r}, so they would share one "
+                                 f"outbox ({self.outbox}/{identity}.sqlite3) and one summary line; give each a "
+                                 f"distinct name")
+            kind = same[0].type  # type: ignore[attr-defined]
+            flag = f" (a --{kind} flag adds one to the config's)" if isinstance(same[0], _NetworkSinkBase) else ""
+            raise ValueError(f"event_sinks: {len(same)} {kind} sinks go to {same[0].destination()}, so each event "
+                             f"would be sent twice; keep one{flag}")
         return self
 
     def stream_sinks(self, source_id: str, fps: Fraction, names: dict[int, str], live: bool, *,
@@ -620,8 +732,9 @@ class OutputConfig(_Section):
             path = getattr(self, name)
             if path:
                 out[name] = "stdout" if path == "-" else where(path)
-        for c in self.event_sinks:
-            out[c.label] = c.destination()
+        labels = [c.label for c in self.event_sinks]
+        for c in self.event_sinks:  # each sink a line: unnamed ones of one kind by their outbox's name
+            out[c.label if labels.count(c.label) == 1 else c.identity] = c.destination()
         for name, evidence in (("clips", self.clips), ("snapshots", self.snapshots)):
             if evidence is not None:
                 out[name] = where(evidence.folder)

@@ -248,6 +248,8 @@ class DeliveryStats:
         failures: Failed sends in this run (each retried).
         dead: Events the endpoint refused for good in this run (set aside in the outbox's
             dead letters; delivery went on).
+        error: Why the last send failed (a broker's refusal: "bad user name or
+            password", "not authorised"), while no later one succeeded; "" when none did.
     """
 
     sink: str
@@ -255,3 +257,4 @@ class DeliveryStats:
     delivered: int
     failures: int
     dead: int = 0
+    error: str = ""

@@ -1,3 +1,5 @@
+import re
+
 import pytest
 
 from streamer.config import load_config
@@ -75,7 +77,8 @@ def test_each_section_builds_its_own_stage(tmp_path):
     tracker = c.tracker.build(25)
     assert isinstance(tracker, ByteTrack) and tracker.max_time_lost == 50  # 60 frames at 30/s, at 25/s
     sink = c.output.shared_sinks()[0]
-    assert isinstance(sink, DeliverySink) and sink.outbox.path == tmp_path / "ob" / "redis.sqlite3"
+    assert isinstance(sink, DeliverySink) and sink.outbox.path.parent == tmp_path / "ob"
+    assert re.fullmatch(r"redis-h-1-[0-9a-f]{8}\.sqlite3", sink.outbox.path.name)  # named by its endpoint
     assert c.output.destinations() == {"redis": "redis://h:1/0"}
     sort = load_config(None, {"tracker": {"name": "sort", "params": {"max_age": 2}}}).tracker.build(30)
     assert isinstance(sort, Sort) and sort.max_age == 2  # SORT takes no frame rate: none is passed
@@ -112,4 +115,4 @@ def test_cli_choices_come_from_the_config_variants():
         parser.parse_args(["run", "x.mp4", "--tracker", "deepsort"])
     # every event sink that a URL alone sets up has its flag
     run = parser.parse_args(["run", "x.mp4", "--webhook", "http://h/x", "--mqtt", "mqtt://h", "--redis", "redis://h"])
-    assert (run.webhook, run.mqtt, run.redis) == ("http://h/x", "mqtt://h", "redis://h")
+    assert (run.webhook, run.mqtt, run.redis) == (["http://h/x"], ["mqtt://h"], ["redis://h"])

@@ -337,4 +337,4 @@ def test_a_sink_refused_at_start_prints_one_line_and_no_summary(tiny_job, capsys
     assert run_cli(path, "--detector", "mot", "--detections", det, "--mqtt", "http://broker") == 2
     out, err = capsys.readouterr()
     assert out == "" and err.strip().splitlines() == [
-        "streamer: config error: mqtt sink: URL 'http://broker' must start with mqtt:// or mqtts://"]
+        "streamer: config error: --mqtt: URL 'http://broker' must start with mqtt:// or mqtts://"]

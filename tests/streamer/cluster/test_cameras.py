@@ -142,7 +142,7 @@ def test_kill_9_of_a_worker_moves_its_cameras_and_loses_no_event(ray_cluster, tm
             pid = ray.get(controller.worker_pid.remote("w1"))
             os.kill(pid, signal.SIGKILL)
             killed = time.time()
-            committed = _outbox_events(tmp_path / "outbox" / "w1" / "webhook.sqlite3")
+            committed = _outbox_events(*(tmp_path / "outbox" / "w1").glob("webhook-127.0.0.1-*.sqlite3"))
             receiver.refusing.clear()
             assert committed, "the dead worker's outbox held no event"
             _wait(lambda: all(_views(service)[s].state == "up" and _views(service)[s].source["worker"] == "w0"
