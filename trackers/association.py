@@ -24,7 +24,7 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 
 from trackers import sparse
-from trackers.sparse import Pairs
+from trackers.sparse import Pairs, unmatched
 
 __all__ = ["EMPTY_MATCHES", "OTHER_CLASS", "Pairs", "assign", "assign_sort", "iou_cost", "iou_matrix", "similarity",
            "unmatched"]
@@ -135,15 +135,6 @@ def assign(cost: np.ndarray | Pairs, threshold: float) -> tuple[np.ndarray, np.n
         keep = ok[rows, cols]
         matches = np.stack([rows[keep], cols[keep]], axis=1)
     return (matches, *unmatched(matches, n, m))
-
-
-def unmatched(matches: np.ndarray, n: int, m: int) -> tuple[np.ndarray, np.ndarray]:
-    """Rows of ``range(n)`` and columns of ``range(m)`` absent from ``matches`` ``(K, 2)``."""
-    row_free = np.ones(n, bool)
-    row_free[matches[:, 0]] = False
-    col_free = np.ones(m, bool)
-    col_free[matches[:, 1]] = False
-    return np.flatnonzero(row_free), np.flatnonzero(col_free)
 
 
 @numba.njit(cache=True)

@@ -33,7 +33,7 @@ from scipy.optimize import linear_sum_assignment
 from scipy.sparse import coo_array
 from scipy.sparse.csgraph import connected_components
 
-__all__ = ["DENSE_PAIRS", "Pairs", "assign", "assign_sort", "cost", "crowded", "overlaps"]
+__all__ = ["DENSE_PAIRS", "Pairs", "assign", "assign_sort", "cost", "crowded", "overlaps", "unmatched"]
 
 DENSE_PAIRS = 250_000  # up to 500 x 500 the dense path runs (the reference trackers' results, exactly)
 GROUP_PAIRS = 250_000  # the largest group of touching boxes solved as one dense block
@@ -163,7 +163,8 @@ def cost(pairs: Pairs, scores: np.ndarray | None = None) -> Pairs:
     return Pairs(pairs.n, pairs.m, pairs.rows, pairs.cols, 1.0 - sim)
 
 
-def _free(matches: np.ndarray, n: int, m: int) -> tuple[np.ndarray, np.ndarray]:
+def unmatched(matches: np.ndarray, n: int, m: int) -> tuple[np.ndarray, np.ndarray]:
+    """Rows of ``range(n)`` and columns of ``range(m)`` absent from ``matches`` ``(K, 2)``."""
     row_free = np.ones(n, bool)
     row_free[matches[:, 0]] = False
     col_free = np.ones(m, bool)
@@ -173,7 +174,7 @@ def _free(matches: np.ndarray, n: int, m: int) -> tuple[np.ndarray, np.ndarray]:
 
 def _result(matches: np.ndarray, n: int, m: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     matches = matches[np.argsort(matches[:, 0], kind="stable")]
-    return (matches, *_free(matches, n, m))
+    return (matches, *unmatched(matches, n, m))
 
 
 def _one_to_one(rows: np.ndarray, cols: np.ndarray, n: int, m: int) -> np.ndarray:
