@@ -475,9 +475,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--frames", type=int, default=200)
     _export_parser(sub)
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO, format="streamer: %(levelname)s: %(message)s"
-    )
+    # Our own packages at INFO (DEBUG with -v); the libraries' loggers at WARNING: torch,
+    # for one, logs its cache statistics at INFO from an atexit hook, after our last line.
+    logging.basicConfig(level=logging.WARNING, format="streamer: %(levelname)s: %(message)s")
+    for name in ("streamer", "sinks", "trackers"):
+        logging.getLogger(name).setLevel(logging.DEBUG if args.verbose else logging.INFO)
     try:
         code = _dispatch(args)
     except BaseException:

@@ -1107,18 +1107,18 @@ def _expanded_size(root: Any, origin: str) -> tuple[int, int]:
     return sizes[id(root)]
 
 
-def _no_nul(value: Any, where: str) -> None:
+def _no_nul(value: Any, origin: str, where: str = "") -> None:
     """No value may hold a NUL byte: no path or URL can (the OS refuses them deep inside a
     write, with a traceback)."""
     if isinstance(value, str):
         if "\0" in value:
-            raise ConfigError(f"{where or 'a value'}: holds a NUL byte (\\0); no path or URL can")
+            raise ConfigError(f"{origin}: {where or 'a value'}: holds a NUL byte (\\0); no path or URL can")
     elif isinstance(value, dict):
         for key, item in value.items():
-            _no_nul(item, f"{where}.{key}" if where else str(key))
+            _no_nul(item, origin, f"{where}.{key}" if where else str(key))
     elif isinstance(value, list):
         for i, item in enumerate(value):
-            _no_nul(item, f"{where}[{i}]")
+            _no_nul(item, origin, f"{where}.{i}")
 
 
 def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> Config:
@@ -1143,7 +1143,7 @@ def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None
             raise ConfigError(f"{path}: expected a mapping of sections at the top level")
     if overrides:
         data = _merge(data, overrides)
-    _no_nul(data, "")
+    _no_nul(data, origin)
     try:
         return Config.model_validate(data)
     except ValidationError as exc:

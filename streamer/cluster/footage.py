@@ -21,7 +21,9 @@ import hashlib
 import json
 import logging
 import os
+import signal
 import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -250,16 +252,24 @@ class FootageJob:
         pending = {task.remote(self.configs[stem], progress): stem for stem in todo}
         bar = self._bar(sum(_expected_frames(f) for f, _ in todo.values()) or None, len(todo))
         shown = 0
+        # Ctrl-C is a flag the loop reads between waits: raised as KeyboardInterrupt inside
+        # Ray's own calls it could be lost (a run that went on to exit 0 was seen).
+        asked: list[int] = []
+        main = threading.current_thread() is threading.main_thread()  # signals go to the main thread only
+        previous = signal.signal(signal.SIGINT, lambda signum, frame: asked.append(signum)) if main else None
         try:
-            while pending:
+            while pending and not asked:
                 ready, _ = ray.wait(list(pending), num_returns=1, timeout=0.5)
                 for ref in ready:
                     self._finished(ray, ref, pending.pop(ref), todo, manifest, result)
                 shown = self._show(ray, bar, progress, shown, started, result, len(todo))
-        except KeyboardInterrupt:
-            self._cancel(ray, list(pending))
-            raise
+            if asked:
+                signal.signal(signal.SIGINT, previous)  # a second Ctrl-C interrupts the wait below
+                self._cancel(ray, list(pending))
+                raise KeyboardInterrupt
         finally:
+            if main:
+                signal.signal(signal.SIGINT, previous)
             result.seconds = time.monotonic() - started
             if bar is not None:
                 self._show(ray, bar, progress, shown, started, result, len(todo))
