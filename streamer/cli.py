@@ -315,6 +315,16 @@ def _seconds(text: str) -> float:
     return value
 
 
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if not 1 <= value <= 10**6:
+        raise argparse.ArgumentTypeError(f"{text[:40]!r} is not a whole number from 1 to 1000000")
+    return value
+
+
 def _address(text: str) -> tuple[str, int]:
     host, sep, port = text.rpartition(":")
     host = host.strip("[]")
@@ -402,7 +412,7 @@ def cmd_track(args: argparse.Namespace) -> int:
 
     overrides = {"tracker": {"name": args.tracker}} if args.tracker else None
     tracker = load_config(args.config, overrides).tracker
-    run = track_folder(args.det_root, args.out, tracker)
+    run = track_folder(args.det_root, args.out, tracker, args.max_det)
     print(f"{tracker.name}: {len(run.sequences)} sequences, {run.frames} frames, "
           f"{run.fps:.0f} frames/s (tracking only)")
     print(f"results: {args.out}")
@@ -466,6 +476,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--out", required=True)
     p.add_argument("--tracker", choices=names(TRACKER_VARIANTS), help="default ocsort, or the config's")
     p.add_argument("--config", help="YAML whose tracker section (name, params) is used")
+    p.add_argument("--max-det", type=_count, default=1000, metavar="N",
+                   help="at most N boxes a frame, the best scoring (default 1000)")
     p = sub.add_parser("eval", help="HOTA/MOTA/IDF1/IDSW of MOT results with TrackEval")
     p.add_argument("gt_root", help="folder of <seq>/gt/gt.txt and <seq>/seqinfo.ini")
     p.add_argument("results", help="folder of <seq>.txt result files")

@@ -20,6 +20,7 @@ from sinks.mot import MotSink
 from streamer.config import tracker_config
 from streamer.errors import ConfigError, SourceError
 from streamer.mot import read_detections, read_seqinfo
+from streamer.paths import check_overwrites
 from streamer.types import Detections
 
 log = logging.getLogger(__name__)
@@ -105,6 +106,7 @@ def track_folder(
     det_root: str | Path,
     out_dir: str | Path,
     tracker: Any = "ocsort",
+    max_det: int | None = 1000,
 ) -> TrackRun:
     """Track every sequence under ``det_root``; write ``out_dir/<seq>.txt`` (MOT format).
 
@@ -113,19 +115,33 @@ def track_folder(
 
     The output boxes are the tracker's own (``data["track_xyxy"]``), as MOT results are.
     Only the tracker's ``update`` calls are timed; files are read beforehand. Memory and
-    time go by the frames with boxes, not by the highest frame number.
+    time go by the frames with boxes, not by the highest frame number. A frame with more
+    than ``max_det`` boxes keeps the best scoring (None: all), as a detector's cap does.
     """
     det_root, out_dir = Path(det_root), Path(out_dir)
     seqs = sequences_with(det_root, "det/det.txt")
+    check_overwrites({f"det.txt of {s}": str(det_root / s / "det" / "det.txt") for s in seqs},
+                     {f"the result of {s}": str(out_dir / f"{s}.txt") for s in seqs})
     config = tracker_config(tracker) if isinstance(tracker, str) else tracker
     frames_total, seconds = 0, 0.0
     for seq in seqs:
         by_frame, _, fps = read_sequence(det_root / seq)
+        if max_det is not None:
+            _cap(by_frame, max_det, seq)
         with MotSink(out_dir / f"{seq}.txt", box="track") as sink:
             updates, spent = _track(config.build(fps), by_frame, sink)
         frames_total += updates
         seconds += spent
     return TrackRun(seqs, frames_total, seconds)
+
+
+def _cap(by_frame: dict[int, Detections], max_det: int, seq: str) -> None:
+    crowded = [f for f, dets in by_frame.items() if len(dets) > max_det]
+    for f in crowded:
+        by_frame[f] = by_frame[f].best(max_det)
+    if crowded:
+        log.warning("%s: %d frames hold more than %d boxes; the best scoring %d of each were tracked "
+                    "(--max-det)", seq, len(crowded), max_det, max_det)
 
 
 def evaluate(
@@ -151,6 +167,7 @@ def evaluate(
         if "seqlength" not in info:
             raise SourceError(f"{gt_root / seq}/seqinfo.ini: missing or without seqLength")
         check_results(results_dir / f"{seq}.txt", int(info["seqlength"]))
+        check_finite(gt_root / seq / "gt" / "gt.txt")
     dataset_config = {
         "GT_FOLDER": str(gt_root),
         "TRACKERS_FOLDER": str(results_dir.resolve().parent),
@@ -226,6 +243,19 @@ def check_results(path: Path, seq_length: int) -> None:
         if key in seen:
             raise SourceError(f"{where}: id {key[1]} appears twice in frame {key[0]}; one box per track and frame")
         seen.add(key)
+
+
+def check_finite(path: Path) -> None:
+    """Raises SourceError naming the line when a ground truth file holds a value that is
+    not a finite number (TrackEval's solver fails on NaN with a traceback, and takes
+    infinity silently)."""
+    for number, line in enumerate(path.read_text(encoding="utf-8", errors="replace").splitlines(), 1):
+        try:
+            values = [float(v) for v in line.split(",")[:6]] if line.strip() else []
+        except ValueError:
+            raise SourceError(f"{path}:{number}: not MOT numbers ({line[:60]!r})") from None
+        if not all(math.isfinite(v) for v in values):
+            raise SourceError(f"{path}:{number}: a value is NaN or infinite; the ground truth must be numbers")
 
 
 def _summary(res: dict[str, Any]) -> dict[str, float]:

@@ -243,3 +243,40 @@ def test_config_loading_of_any_text_never_raises_anything_else(text, tmp_path):
         load_config(path)
     except ConfigError as exc:
         assert "\n" not in str(exc)
+
+
+@pytest.mark.parametrize("bad", ["nan", "inf"])
+def test_eval_refuses_ground_truth_that_is_not_finite(bad, gt, tmp_path, capsys):
+    with open(gt / "S1" / "gt" / "gt.txt", "a") as f:
+        f.write(f"5,9,10,10,20,{bad},1,1,1\n")
+    (tmp_path / "res").mkdir()
+    (tmp_path / "res" / "S1.txt").write_text("\n".join(GOOD) + "\n")
+    assert main(["eval", str(gt), str(tmp_path / "res")]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"streamer: error: {gt}/S1/gt/gt.txt:41: a value is NaN or infinite; the ground truth must be "
+                   f"numbers"]
+
+
+def test_track_never_writes_over_its_detections(tmp_path, capsys):
+    # a sequence named det: <out>/det.txt, with --out its own det folder, is its detections
+    root = tmp_path / "r"
+    (root / "det" / "det").mkdir(parents=True)
+    det = root / "det" / "det" / "det.txt"
+    det.write_text("1,-1,10,10,30,60,0.9\n2,-1,12,10,30,60,0.9\n")
+    before = det.read_bytes()
+    assert main(["track", str(root), "--out", str(root / "det" / "det")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1] == (f"streamer: config error: the result of det: {root}/det/det/det.txt is the input det.txt of "
+                       f"det; it would be overwritten. Write the output elsewhere")
+    assert det.read_bytes() == before
+
+
+def test_track_keeps_the_best_boxes_of_a_crowded_frame(tmp_path, caplog):
+    root = tmp_path / "det"
+    (root / "s" / "det").mkdir(parents=True)
+    lines = [f"1,-1,{30 * i},10,20,40,{(i + 1) / 1000:.3f}" for i in range(900)]
+    (root / "s" / "det" / "det.txt").write_text("\n".join(lines) + "\n")
+    assert main(["track", str(root), "--out", str(tmp_path / "out"), "--max-det", "100", "--tracker", "sort"]) == 0
+    rows = np.loadtxt(tmp_path / "out" / "s.txt", delimiter=",")
+    assert len(rows) == 100 and rows[:, 2].min() == pytest.approx(30 * 800, abs=0.5)  # the 100 best scored
+    assert "s: 1 frames hold more than 100 boxes; the best scoring 100 of each were tracked" in caplog.text
