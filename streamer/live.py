@@ -104,7 +104,7 @@ def parse_uri(uri: str, transport: str = "tcp", options: dict[str, str] | None =
         uri = scheme.group().lower() + uri[scheme.end():]
         if not uri.startswith("file:"):
             _check_host_port(uri)
-    host_path = re.sub(r"^[a-z]+://([^@/]*@)?", "", uri).split("?")[0]
+    host_path = re.sub(r"^[a-z]+://([^@/]*@)?", "", uri).split("?")[0].split("#")[0]
     if uri.startswith(STREAM_SCHEMES):
         if uri.startswith(("rtsp://", "rtsps://")):
             if transport not in ("tcp", "udp"):

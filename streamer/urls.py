@@ -22,7 +22,7 @@ _SECRET_WORDS = {"token", "secret", "password", "passwd", "passphrase", "pass", 
                  "cookie", "jwt", "otp", "sas", "code", "hmac"}
 _SECRET_ENDS = ("token", "key", "secret", "password", "passwd", "signature", "auth", "sig")
 _URL = re.compile(r"[A-Za-z][\w+.-]*://\S+")
-_PARAM = re.compile(r"([?&;])([^=&#;?]*)=([^&#;]*)")
+_PARAM = re.compile(r"([?&;#])([^=&#;?]*)=([^&#;]*)")  # the query, and key=value in a fragment (#access_token=)
 
 
 def is_secret_name(name: str) -> bool:
@@ -38,6 +38,8 @@ def _one(url: str) -> str:
     if m and ":" in m[2]:
         user = m[2].split(":", 1)[0]
         url = f"{m[1]}{user}:***@{url[m.end():]}"
+    elif m and m[2] and not re.search(r"[/?#]", m[2]):  # a user alone is most often a token (https://TOKEN@host/)
+        url = f"{m[1]}***@{url[m.end():]}"
     return _PARAM.sub(lambda p: f"{p[1]}{p[2]}=***" if is_secret_name(p[2]) else p[0], url)
 
 

@@ -107,6 +107,8 @@ SECRET_URLS = [
     ("rtsp://h/x?access-token=S3CRET", None), ("rtsp://h/x?accessToken=S3CRET", None),
     ("rtsp://h/x?TOKEN=S3CRET", None), ("rtsp://user:S3CRET@h:99999/", "h:99999"),
     ("rtsp://user:S3CRET@h:abc/x", "h:abc"), ("rtsp://user:S3CRET@[::1]:554/x", "[::1]:554"),
+    ("rtsp://S3CRET@127.0.0.1:1/live", "@127.0.0.1:1/live"),  # a user alone: most often a token
+    ("https://h/cb#access_token=S3CRET&state=7", "state=7"), ("rtsp://S3CRET@h/live#token=S3CRET", "h/live"),
 ]
 
 
@@ -297,6 +299,19 @@ def test_a_stopped_sample_is_a_whole_video_and_its_detections(sig, code, tmp_pat
         assert sum(1 for _ in video.decode(video=0)) == frames
     rows = np.loadtxt(tmp_path / "s" / "sample-det.txt", delimiter=",")
     assert rows[:, 0].min() >= 1 and rows[:, 0].max() <= frames and len(rows) > 100  # the objects of every frame
+
+
+def test_a_token_in_a_fragment_or_a_user_stays_out_of_the_default_id_and_every_line(tmp_path, capsys, caplog,
+                                                                                   monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "empty.txt").write_text("")
+    uri = f"rtsp://S3CRET@127.0.0.1:{free_port()}/live#access_token=S3CRET"
+    rc = main(["run", uri, "--detector", "mot", "--detections", "empty.txt", "--no-progress", "--duration", "2",
+               "--events", "e.jsonl"])
+    out, err = capsys.readouterr()
+    events = (tmp_path / "e.jsonl").read_text()
+    assert rc == 0 and "S3CRET" not in out + err + caplog.text + events
+    assert json.loads(events.splitlines()[0])["source_id"] == f"127.0.0.1-{uri.split(':')[2].split('/')[0]}-live"
 
 
 def test_long_values_are_cut_short_in_every_line(tmp_path, capsys, caplog, monkeypatch):
