@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import concurrent.futures
 import contextlib
-import http.server
 import io
 import json
 import os
@@ -34,7 +33,6 @@ import sqlite3
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -44,6 +42,7 @@ sys.path.insert(0, str(REPO))
 
 from streamer.config import load_config  # noqa: E402  (after the path)
 from streamer.synthetic import MovingBox, write_mot, write_video  # noqa: E402
+from streamer.testing import WebhookReceiver, free_port  # noqa: E402
 
 ENV = {**os.environ, "PYTHONPATH": str(REPO), "RAY_memory_monitor_refresh_ms": "0", "RAY_AUTH_MODE": "disabled",
        "RAY_USAGE_STATS_ENABLED": "0", "OMP_NUM_THREADS": "1"}
@@ -135,7 +134,7 @@ def footage(args: argparse.Namespace, tmp: Path) -> None:
     clips = sorted(folder.glob("*.mp4"))
     frames = args.frames * len(clips)
     flags = _flags(tmp)
-    address = _start_cluster(_free_port())
+    address = _start_cluster(free_port())
     os.environ.update({k: v for k, v in ENV.items() if k.startswith("RAY_")} | {"PYTHONPATH": str(REPO)})
     from streamer.cluster import connect
 
@@ -173,39 +172,12 @@ def footage(args: argparse.Namespace, tmp: Path) -> None:
 # ---- failover
 
 
-class _Receiver(http.server.BaseHTTPRequestHandler):
-    events: list[dict] = []
-    refusing = threading.Event()
-
-    def do_POST(self):  # noqa: N802
-        body = self.rfile.read(int(self.headers["Content-Length"]))
-        if self.refusing.is_set():
-            self.send_response(503)
-        else:
-            self.events.extend(json.loads(body))
-            self.send_response(200)
-        self.send_header("Content-Length", "0")
-        self.end_headers()
-
-    def log_message(self, *args):
-        pass
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def failover(args: argparse.Namespace, tmp: Path) -> None:
     os.environ.update({k: v for k, v in ENV.items() if k.startswith("RAY_")} | {"PYTHONPATH": str(REPO)})
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Receiver)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    receiver = WebhookReceiver().start()
     det = tmp / "det.txt"
     det.write_text("".join(f"{i},-1,{10 + (i * 8) % 280},100,40,60,0.9,-1,-1,-1\n" for i in range(1, 20001)))
-    address = _start_cluster(_free_port())
+    address = _start_cluster(free_port())
     from streamer.cluster import connect
     from streamer.cluster.cameras import start_controller
     from streamer.cluster.service import ClusterService
@@ -216,7 +188,7 @@ def failover(args: argparse.Namespace, tmp: Path) -> None:
         "buffer": {"policy": "block"}, "stats_interval": 0,
         "sources": [{"id": f"c{i}", "uri": "lavfi:testsrc2=size=320x240:rate=10"} for i in range(6)],
         "output": {"outbox": str(tmp / "outbox"), "event_sinks": [
-            {"type": "webhook", "url": f"http://127.0.0.1:{server.server_port}", "drain_timeout": 15}]}})
+            {"type": "webhook", "url": receiver.url, "drain_timeout": 15}]}})
     controller = start_controller(ray, config, [{"num_cpus": 1}, {"num_cpus": 1}], heartbeat=0.5, timeout=3.0)
     rows, committed = [], set()
     try:
@@ -224,15 +196,15 @@ def failover(args: argparse.Namespace, tmp: Path) -> None:
         service = ClusterService(ray, controller, config)
         _until(lambda: all(v.state == "up" for v in service.views()), 60)
         for trial in range(args.trials):
-            rows.append(_trial(ray, controller, service, tmp, committed))
+            rows.append(_trial(ray, controller, service, tmp, committed, receiver))
             print(f"  trial {trial + 1}: {rows[-1]}", flush=True)
         ray.get(controller.shutdown.remote(), timeout=120)
     finally:
         ray.kill(controller)
         ray.shutdown()
         _stop_cluster()
-        server.shutdown()
-    delivered = {e["id"] for e in _Receiver.events}
+        receiver.close()
+    delivered = {e["id"] for e in receiver.events}
     lost = committed - delivered
     print(f"\nfailover: 6 cameras (lavfi 320x240 at 10 fps) over 2 workers, kill -9 of the busier one, "
           f"{args.trials} trials; heartbeat 0.5 s, timeout 3 s; times seen through the API (+0.5-1 s resolution)")
@@ -246,20 +218,20 @@ def failover(args: argparse.Namespace, tmp: Path) -> None:
           f"{len(committed & delivered)}; lost: {len(lost)}")
 
 
-def _trial(ray, controller, service, tmp: Path, committed: set) -> dict:
+def _trial(ray, controller, service, tmp: Path, committed: set, receiver: WebhookReceiver) -> dict:
     view = service.view_all()
     name = max(view["workers"], key=lambda w: len(view["workers"][w]["streams"]))
     moved = view["workers"][name]["streams"]
     restarts = view["workers"][name]["restarts"]
     time.sleep(3)
-    _Receiver.refusing.set()
+    receiver.refusing.set()
     time.sleep(3)
     pid = ray.get(controller.worker_pid.remote(name))
     os.kill(pid, signal.SIGKILL)
     killed = time.monotonic()
     with sqlite3.connect(f"file:{next((tmp / 'outbox' / name).glob('webhook-*.sqlite3'))}?mode=ro", uri=True) as db:
         committed.update(json.loads(p)["id"] for (p,) in db.execute("SELECT payload FROM outbox"))
-    _Receiver.refusing.clear()
+    receiver.refusing.clear()
 
     def moved_up() -> bool:
         views = {v.id: v for v in service.views()}

@@ -7,9 +7,12 @@ Nothing here is used by the pipeline itself.
 
 from __future__ import annotations
 
+import http.server
+import json
 import shutil
 import socket
 import subprocess
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -20,8 +23,8 @@ from streamer.synthetic import MovingBox, render
 from streamer.types import Detections, Frame
 
 __all__ = [
-    "LIVE_OBJECTS", "RTSP_PACKAGES", "RTSP_PYTHON", "BlobDetector", "RtspServer", "Server", "free_port",
-    "rtsp_server_available", "wait_port", "write_raw_clip",
+    "LIVE_OBJECTS", "RTSP_PACKAGES", "RTSP_PYTHON", "BlobDetector", "RtspServer", "Server", "WebhookReceiver",
+    "free_port", "rtsp_server_available", "wait_port", "write_raw_clip",
 ]
 
 # A loop of 150 frames (5 s at 30 fps): two boxes crossing a 320x240 scene.
@@ -79,6 +82,51 @@ class BlobDetector:
 
     def stage_seconds(self) -> dict[str, float]:
         return {}
+
+
+class WebhookReceiver:
+    """A real webhook endpoint on a free local port, served on a thread: it keeps every
+    event it accepted, and answers 503 while ``refusing`` is set. ``with
+    WebhookReceiver() as hook:`` serves it at ``hook.url`` (or :meth:`start` / :meth:`close`)."""
+
+    def __init__(self) -> None:
+        self.events: list[dict] = []
+        self.refusing = threading.Event()
+        receiver = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):  # noqa: N802  (http.server's name)
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                if receiver.refusing.is_set():
+                    self.send_response(503)
+                else:
+                    receiver.events.extend(json.loads(body))
+                    self.send_response(200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self._server.server_port}"
+
+    def start(self) -> WebhookReceiver:
+        threading.Thread(target=self._server.serve_forever, name="webhook-receiver", daemon=True).start()
+        return self
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def __enter__(self) -> WebhookReceiver:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def free_port() -> int:

@@ -13,18 +13,15 @@ seconds with ``source_down`` / ``source_up``, and no event is lost:
 
 from __future__ import annotations
 
-import http.server
 import json
 import os
 import signal
 import sqlite3
-import threading
 import time
-
-from helpers import http_server
 
 from streamer.config import load_config
 from streamer.pipeline import Pipeline
+from streamer.testing import WebhookReceiver
 
 FAILOVER_BOUND = 15.0  # seconds from kill -9 to every moved camera delivering frames on the survivor
 CAMERA = "lavfi:testsrc2=size=320x240:rate=10"
@@ -38,31 +35,6 @@ def _dets(path, frames: int = 20_000):
         for i in range(1, frames + 1):
             f.write(f"{i},-1,{10 + (i * 8) % 280},100,40,60,0.9,-1,-1,-1\n")
     return path
-
-
-class _Receiver:
-    """A webhook endpoint keeping every event it accepted; it can refuse for a while (503)."""
-
-    def __init__(self) -> None:
-        self.events: list[dict] = []
-        self.refusing = threading.Event()
-        receiver = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_POST(self):  # noqa: N802  (http.server's name)
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                if receiver.refusing.is_set():
-                    self.send_response(503)
-                else:
-                    receiver.events.extend(json.loads(body))
-                    self.send_response(200)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, *args):
-                pass
-
-        self.handler = Handler
 
 
 def _config(tmp_path, det, url, **extra):
@@ -122,8 +94,8 @@ def test_kill_9_of_a_worker_moves_its_cameras_and_loses_no_event(ray_cluster, tm
     from streamer.cluster.service import ClusterService
 
     det = _dets(tmp_path / "det.txt")
-    receiver = _Receiver()
-    with http_server(receiver.handler) as url:
+    with WebhookReceiver() as receiver:
+        url = receiver.url
         sources = [{"id": f"c{i}", "uri": CAMERA} for i in range(6)]
         config = _config(tmp_path, det, url, sources=sources)
         workers = [{"num_cpus": 1, "resources": {"node_a": 1}}, {"num_cpus": 1, "resources": {"node_b": 1}}]
