@@ -634,9 +634,9 @@ class Pipeline:
             stack.callback(self._close_processors)
             self._start(handoff)
             self._drain(handoff, start)
-            if self.left_at_stop:
+            if left := self.left_at_stop:
                 log.warning("stopped: %d frames read were not detected in the %gs a stop gives the detector; "
-                            "the outputs end before them", self.left_at_stop, STOP_DETECT_WAIT)
+                            "the outputs end before them", left, STOP_DETECT_WAIT)
             if self._errors:
                 raise self._errors[0]
             for st in list(self.streams.values()):  # sources stopped early (duration, stop())
@@ -678,7 +678,6 @@ class Pipeline:
         marks: dict[Stream, _Mark] = {}  # by stream: one re-added under an id starts afresh
         inference = self._inference
         assert inference is not None
-        stopping = False
         while True:
             try:
                 item, dets = handoff.get(timeout=0.2)
@@ -689,14 +688,14 @@ class Pipeline:
                 item = None
             if duration is not None and time.perf_counter() - start >= duration:
                 self._stop_asked.set()
-            if self._stop_asked.is_set() and not stopping:
+            if self._stop_asked.is_set() and self._stopped_at is None:
                 self._stop_sources()
-                stopping, stopped_at = True, time.monotonic()
-                self._stopped_at = stopped_at
-            if stopping and time.monotonic() - stopped_at > STOP_GRACE:
-                self._abandon_stuck()
-            if item is None and stopping and self._detector_overran(handoff):
-                return
+                self._stopped_at = time.monotonic()
+            if self._stopped_at is not None:
+                if time.monotonic() - self._stopped_at > STOP_GRACE:
+                    self._abandon_stuck()
+                if item is None and self._detector_overran(handoff):
+                    return
             if time.monotonic() >= next_window:
                 self._window(time.time(), marks)
                 next_window = time.monotonic() + interval
