@@ -45,7 +45,7 @@ from streamer.errors import ConfigError, SourceError, UnsupportedError
 from streamer.packets import PacketRing
 from streamer.protocols import Sampling
 from streamer.types import Frame, SourceStatus
-from streamer.urls import redact
+from streamer.urls import redact, shown
 
 log = logging.getLogger(__name__)
 
@@ -115,13 +115,6 @@ def parse_uri(uri: str, transport: str = "tcp", options: dict[str, str] | None =
         # HTTP, and any other scheme FFmpeg may have (ftp://, ...): live or not, decided once open
         return StreamSpec(uri, None, extra, None, default_id=_slug(host_path))
     return None
-
-
-def shown(uri: str, limit: int = 200) -> str:
-    """A source's URI as logs, the summary and errors show it: redacted, and a very long
-    one cut in the middle (a 120 KB URL was written out on every retry)."""
-    text = redact(uri)
-    return text if len(text) <= limit else f"{text[: limit // 2]}...{text[-limit // 2:]}"
 
 
 def _check_host_port(uri: str) -> None:

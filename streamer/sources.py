@@ -23,12 +23,12 @@ import numpy as np
 
 from streamer.decode import Position, decode, open_container, reason, video_stream
 from streamer.errors import ConfigError, SourceError
-from streamer.live import HTTP_SCHEMES, LiveSource, Reconnect, local_path, parse_uri, shown
+from streamer.live import HTTP_SCHEMES, LiveSource, Reconnect, local_path, parse_uri
 from streamer.mot import read_seqinfo
 from streamer.packets import PacketRing
 from streamer.protocols import Sampling
 from streamer.types import Frame
-from streamer.urls import redact
+from streamer.urls import redact, shown
 
 log = logging.getLogger(__name__)
 

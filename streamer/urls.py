@@ -7,7 +7,7 @@ import ipaddress
 import re
 from urllib.parse import urlsplit
 
-__all__ = ["endpoint_identity", "endpoint_problem", "is_secret_name", "redact"]
+__all__ = ["endpoint_identity", "endpoint_problem", "is_secret_name", "redact", "shown"]
 
 # A query parameter carries a secret when a word of its name (lower case, split at '-' and
 # '_') is one of these, or its name ends with one of the last group: ?token=, &api_key=,
@@ -47,6 +47,13 @@ def redact(text: str) -> str:
     """``text`` with the password and secret query values of every URL in it replaced by
     ``***``: the one way a URL reaches a log line, an event or an error."""
     return _URL.sub(lambda m: _one(m[0]), str(text))
+
+
+def shown(uri: str, limit: int = 200) -> str:
+    """A source's URI as logs, the summary and errors show it: redacted, and a very long
+    one cut in the middle (a 120 KB URL was written out on every retry)."""
+    text = redact(uri)
+    return text if len(text) <= limit else f"{text[: limit // 2]}...{text[-limit // 2:]}"
 
 
 _HOST = re.compile(r"^[A-Za-z0-9_]([A-Za-z0-9_.-]*[A-Za-z0-9_])?$")
