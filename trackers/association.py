@@ -24,14 +24,12 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 
 from trackers import sparse
-from trackers.sparse import Pairs, unmatched
+from trackers.sparse import BIG_COST, EMPTY_MATCHES, Pairs, unmatched
 
 __all__ = ["EMPTY_MATCHES", "OTHER_CLASS", "Pairs", "assign", "assign_sort", "iou_cost", "iou_matrix", "similarity",
            "unmatched"]
 
-EMPTY_MATCHES = np.empty((0, 2), dtype=np.intp)
 OTHER_CLASS = -1.0  # the IoU of a pair of different classes: never matched
-_BIG = 1e6
 
 
 @numba.njit(cache=True)
@@ -131,7 +129,7 @@ def assign(cost: np.ndarray | Pairs, threshold: float) -> tuple[np.ndarray, np.n
     if ok.sum(1).max() <= 1 and ok.sum(0).max() <= 1:
         matches = np.argwhere(ok)
     else:
-        rows, cols = linear_sum_assignment(np.where(ok, cost, _BIG))
+        rows, cols = linear_sum_assignment(np.where(ok, cost, BIG_COST))
         keep = ok[rows, cols]
         matches = np.stack([rows[keep], cols[keep]], axis=1)
     return (matches, *unmatched(matches, n, m))

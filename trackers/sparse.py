@@ -33,12 +33,13 @@ from scipy.optimize import linear_sum_assignment
 from scipy.sparse import coo_array
 from scipy.sparse.csgraph import connected_components
 
-__all__ = ["DENSE_PAIRS", "Pairs", "assign", "assign_sort", "cost", "crowded", "overlaps", "unmatched"]
+__all__ = ["BIG_COST", "DENSE_PAIRS", "EMPTY_MATCHES", "Pairs", "assign", "assign_sort", "cost", "crowded", "overlaps",
+           "unmatched"]
 
 DENSE_PAIRS = 250_000  # up to 500 x 500 the dense path runs (the reference trackers' results, exactly)
 GROUP_PAIRS = 250_000  # the largest group of touching boxes solved as one dense block
-_BIG = 1e6
-EMPTY = np.empty((0, 2), np.intp)
+BIG_COST = 1e6  # a forbidden pair's cost in a solver's matrix (the dense path's too)
+EMPTY_MATCHES = np.empty((0, 2), np.intp)
 
 Block = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
@@ -210,7 +211,7 @@ def _solve(pairs: Pairs, link: np.ndarray, block: Callable[[np.ndarray, np.ndarr
     values and the costs its solver minimises. A group too big for a dense block (a crowd
     whose boxes all touch) is grouped again by the pairs passing ``split``; one still too
     big is matched greedily, the pairs in the order of ``first(values)`` (ascending)."""
-    out = [EMPTY]
+    out = [EMPTY_MATCHES]
     for g_rows, g_cols, held in _groups(pairs, link):
         if len(g_rows) == 1 and len(g_cols) == 1:
             if keep(held.values[:1])[0]:
@@ -284,8 +285,8 @@ def assign(pairs: Pairs, threshold: float) -> tuple[np.ndarray, np.ndarray, np.n
     n, m = pairs.shape
 
     def block(g_rows, g_cols, held):
-        values = _dense(held, g_rows, g_cols, _BIG)
-        return values, np.where(values <= threshold, values, _BIG)
+        values = _dense(held, g_rows, g_cols, BIG_COST)
+        return values, np.where(values <= threshold, values, BIG_COST)
 
     def keep(values):
         return values <= threshold
